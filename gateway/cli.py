@@ -1,0 +1,43 @@
+"""The `tipring` command line: parses arguments and hands each command to its module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tipring",
+        description="tipring puts a cloud realtime voice agent on an analog telephone line.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser("demo", help="run the demo on this machine and print its report")
+    demo.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    bench = commands.add_parser("bench", help="benchmarks of this box (tables; --json for JSON)")
+    suites = bench.add_subparsers(dest="suite", metavar="SUITE", required=True)
+    dsp = suites.add_parser("dsp", help="DSP kernels: throughput, us per frame, vs audioop/spandsp")
+    dsp.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    dsp.add_argument(
+        "--quick", action="store_true", help="fewer repetitions and a smaller battery (for tests)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `tipring` command; returns the process exit status."""
+    args = _build_parser().parse_args(argv)
+    match args.command:
+        case "demo":
+            from gateway.demo import run_demo
+
+            return run_demo(json_output=args.json)
+        case "bench":
+            from gateway.bench.dsp import run_bench_dsp
+
+            return run_bench_dsp(json_output=args.json, quick=args.quick)
+    print(f"tipring: unknown command {args.command!r}", file=sys.stderr)
+    return 2
