@@ -1,0 +1,56 @@
+# tipring: two commands set everything up on a fresh Debian / Raspberry Pi OS machine.
+#   make demo   create .venv, install tipring, run `tipring demo` and print its report
+#   make test   the same set-up plus the test extras, then the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the tests need: headers to build `pesq`, and the reference DSP libraries
+# (spandsp, speexdsp) that benchmarks and comparison tests bind with ctypes.
+TEST_DEBS := python3-dev libspandsp2 libspeexdsp1
+
+.PHONY: demo test test-dsp-boundscheck system-deps clean
+
+demo: $(VENV)/.installed
+	$(BIN)/tipring demo
+
+test: system-deps $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-dsp-boundscheck
+
+# The DSP kernels again with numba bounds checking, in a cache of their own so the checked
+# builds never mix with the fast ones.
+test-dsp-boundscheck: $(VENV)/.installed-test
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/$(VENV)/numba-boundscheck \
+		$(BIN)/python -m pytest -q tests/dsp
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "tipring needs Python >= 3.11 ($(PYTHON) is older)"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+		rm -rf $(VENV); \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); \
+		else echo "python3 -m venv failed: install python3-venv (sudo apt-get install python3-venv)"; exit 1; fi; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+# Installs the Debian packages the tests need when running as root (CI); otherwise says which.
+system-deps:
+	@missing=""; for p in $(TEST_DEBS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq $$missing; \
+		else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
