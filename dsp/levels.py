@@ -23,7 +23,7 @@ SILENCE_DBM0 = -99.0  # reported for digital silence instead of -inf
 
 def sine_amplitude(level_dbm0: float) -> float:
     """Peak amplitude (int16 units) of a sine at `level_dbm0`."""
-    return FULL_SCALE * 10.0 ** ((level_dbm0 - MAX_SINE_DBM0) / 20.0)
+    return FULL_SCALE * math.pow(10.0, (level_dbm0 - MAX_SINE_DBM0) / 20.0)
 
 
 def dbm0_to_rms(level_dbm0: float) -> float:

@@ -23,7 +23,7 @@ RATE_HZ = 8000
 @functools.cache
 def _read_wav(path: Path) -> NDArray[np.int16]:
     with wave.open(str(path), "rb") as w:
-        assert w.getframerate() == RATE_HZ and w.getsampwidth() == 2 and w.getnchannels() == 1
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (RATE_HZ, 2, 1), path
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
     data.setflags(write=False)
     return data
@@ -45,7 +45,9 @@ def all_speech() -> NDArray[np.int16]:
     return np.concatenate([part for n in speech_names() for part in (speech(n), gap)])
 
 
-def scale_to_dbm0(pcm: NDArray[np.int16] | NDArray[np.float64], level_dbm0: float) -> NDArray[np.int16]:
+def scale_to_dbm0(
+    pcm: NDArray[np.int16] | NDArray[np.float64], level_dbm0: float
+) -> NDArray[np.int16]:
     """Scale a signal so its RMS over the active part (> -50 dB of peak) is `level_dbm0`."""
     x = np.asarray(pcm, np.float64)
     active = x[np.abs(x) > np.max(np.abs(x)) * 10 ** (-50 / 20)] if x.any() else x
@@ -62,7 +64,7 @@ def white_noise(seconds: float, level_dbm0: float, seed: int = 0) -> NDArray[np.
 
 
 def pink_noise(seconds: float, level_dbm0: float, seed: int = 0) -> NDArray[np.int16]:
-    """1/f noise (shaped in the frequency domain) at `level_dbm0`: closer to line noise than white."""
+    """1/f noise (shaped in the frequency domain) at `level_dbm0`: closer to line noise."""
     rng = np.random.default_rng(seed)
     n = round(seconds * RATE_HZ)
     spec = np.fft.rfft(rng.standard_normal(n))
@@ -99,7 +101,7 @@ def music(seconds: float, level_dbm0: float = -18.0, seed: int = 0) -> NDArray[n
 
 
 def add_noise(pcm: NDArray[np.int16], snr_db: float, seed: int = 0) -> NDArray[np.int16]:
-    """Add white Gaussian noise so that signal power / noise power = `snr_db` (over the whole array)."""
+    """Add white Gaussian noise so that signal power / noise power = `snr_db` (whole array)."""
     rng = np.random.default_rng(seed)
     x = pcm.astype(np.float64)
     p = float(np.mean(x**2))

@@ -56,7 +56,7 @@ def test_silence_reads_the_floor_and_reset_forgets() -> None:
 
 
 def test_meter_rejects_wrong_dtype_with_a_clear_message() -> None:
-    with pytest.raises(DspInputError, match="LevelMeter.process wants a 1-D int16 array"):
+    with pytest.raises(DspInputError, match=r"LevelMeter\.process wants a 1-D int16 array"):
         LevelMeter().process(np.zeros(160, np.float32))  # type: ignore[arg-type]
 
 
