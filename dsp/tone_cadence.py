@@ -1,0 +1,362 @@
+"""Segments and cadences: turns the per-frame decisions of `dsp.tone_frames` into named tones.
+
+Owns the tracker kernels of `dsp.tones.ToneDetector`, the layout of its state arrays and the
+cadence tables (`CadenceTables`, built once per plan by `build_cadence_tables`).
+
+Rules (durations in whole 20 ms frames):
+- A frame state (a signature, or -1 for none) becomes the current segment only after
+  holding `DEBOUNCE_FRAMES`; shorter runs are absorbed, and the segment they end is measured
+  up to the change. The segments of one signature form its history.
+- A cadenced tone is named when its last N segments, the running one included, fit its
+  cadence at some phase, each within +-tolerance and `EDGE_SLACK_MS`: N = 4 (two cycles) for
+  busy and reorder, 3 (on-off-on) for long ringback cycles, cycle + 1 for four-segment
+  cadences. The first burst of a history may be cut short (a shared tone source runs its
+  cadence whatever the moment the line joins it), so only its upper bound is checked, unless
+  another cadence on the same frequencies could then fill the rest of the window.
+- Dial tone is a burst of its signature lasting `DIAL_HOLD_MS`, or longer than any cadenced
+  burst of the same frequencies may last.
+- Switching from a reported cadence to another on the same frequencies (UK busy to UK
+  congestion) takes one more cycle: speech chopping bursts can mimic a cadence once.
+- A tone is reported once; it may be reported again after another tone was reported or
+  after its frequencies were absent for `GONE_PAUSES` times its cadence's longest pause
+  (`TONE_GONE_MS` at least).
+SIT has its own tracker, `dsp.tone_sit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from dsp.errors import DspInputError
+from dsp.tone_plans import TONE_NAMES, TonePlan
+
+FRAME_MS = 20
+DEBOUNCE_FRAMES = 3  # a state must hold 60 ms; no cadence has a segment under 200 ms
+EDGE_SLACK_MS = 40.0  # a segment edge can cost or add one frame at each end
+DIAL_HOLD_MS = 1000.0  # continuous tone this long is dial tone
+LONG_CYCLE_MS = 2000  # two-segment cadences longer than this confirm on-off-on
+TONE_GONE_MS = 500.0  # a pause this long ends a continuous tone's state
+GONE_PAUSES = 3.0  # a cadenced tone's state ends after 3 of its longest pauses (upper
+# bound): a burst or two lost under speech does not end it
+HISTORY = 8  # segments kept: a confirmation needs up to 4 (8 when switching UK cadences)
+MAX_SEGMENTS = 5  # segment durations carried by an event
+DIAL_CODE = TONE_NAMES.index("dial")
+
+# state slots (int64)
+_FRAME, _COMMITTED, _CUR_LEN, _CUR_START, _CAND, _CAND_RUN = 0, 1, 2, 3, 4, 5
+_HIST_SIG, _HIST_N, _SKIP, _ANNOUNCED = 6, 7, 8, 9  # _ANNOUNCED: bit per reported tone code
+STATE_SLOTS = 10
+NEG_SLOTS = (_COMMITTED, _CAND, _HIST_SIG)  # start at -1
+FRAME_SLOT = _FRAME  # frames processed: the detector's clock
+# fstate slots (float64): level sums and counts of the tone state and of the current burst
+_LVL_SUM, _LVL_N, _SEG_SUM, _SEG_N = 0, 1, 2, 3
+FSTATE_SLOTS = 4
+# params slots (float64)
+_T_DIAL_SIG, _T_DIAL_HOLD = 0, 1
+_T_GONE = 2  # one slot per tone code: the pause (ms) that ends that tone's state
+_TRACK_PARAM_SLOTS = _T_GONE + len(TONE_NAMES)
+# cadence table columns (int64): signature, segments per cycle, segments to confirm, tone,
+# whether the first burst of a history may be cut short
+_C_SIG, _C_LEN, _C_CONFIRM, _C_CODE, _C_CUT = 0, 1, 2, 3, 4
+_CAD_COLS = 5
+# event columns (int64): tone code, decision frame, onset frame, segment count, durations
+E_CODE, E_AT, E_ONSET, E_NSEG, E_SEG = 0, 1, 2, 3, 4
+EVENT_COLS = E_SEG + MAX_SEGMENTS
+
+
+@njit(cache=True, nogil=True)
+def _reset_history(state: np.ndarray, fstate: np.ndarray, sig: int, skip: int) -> None:
+    state[_HIST_SIG] = sig
+    state[_HIST_N] = 0
+    state[_SKIP] = skip
+    fstate[_LVL_SUM] = 0.0
+    fstate[_LVL_N] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _debounce_kernel(raw: int, state: np.ndarray, fstate: np.ndarray, hist: np.ndarray) -> None:
+    """Commit a change of frame state once the new state has held DEBOUNCE_FRAMES; the
+    segment it ends goes to the history with its length up to the change."""
+    state[_CUR_LEN] += 1
+    if raw == state[_COMMITTED]:
+        state[_CAND] = raw
+        state[_CAND_RUN] = 0
+        return
+    state[_CAND_RUN] = state[_CAND_RUN] + 1 if raw == state[_CAND] else 1
+    state[_CAND] = raw
+    run = state[_CAND_RUN]
+    if run < DEBOUNCE_FRAMES:
+        return
+    if state[_HIST_SIG] >= 0 and state[_SKIP] == 0:
+        row = state[_HIST_N] % hist.shape[0]
+        hist[row, 0] = state[_CUR_LEN] - run
+        hist[row, 1] = 1 if state[_COMMITTED] >= 0 else 0
+        hist[row, 2] = state[_CUR_START]
+        state[_HIST_N] += 1
+    state[_SKIP] = 0
+    if raw >= 0:
+        fstate[_SEG_SUM] = 0.0
+        fstate[_SEG_N] = 0.0
+        if raw != state[_HIST_SIG]:
+            _reset_history(state, fstate, raw, 0)
+    state[_COMMITTED] = raw
+    state[_CUR_LEN] = run
+    state[_CUR_START] = state[_FRAME] - run + 1
+    state[_CAND_RUN] = 0
+
+
+@njit(cache=True, nogil=True)
+def _running_ms(state: np.ndarray) -> int:
+    """Length of the current segment, without the frames already heading for the next."""
+    return int(state[_CUR_LEN] - state[_CAND_RUN]) * FRAME_MS
+
+
+@njit(cache=True, nogil=True)
+def _expire_kernel(
+    state: np.ndarray, fstate: np.ndarray, limits: np.ndarray, params: np.ndarray
+) -> None:
+    """Drop the history after a pause longer than its cadences allow, or when the running
+    burst is longer than any cadence allows (it is not cadenced); end the reported tone's
+    state after a pause longer than its own `_T_GONE`."""
+    length_ms = _running_ms(state)
+    off = state[_COMMITTED] < 0
+    if off and state[_HIST_SIG] >= 0 and length_ms > limits[state[_HIST_SIG], 1]:
+        _reset_history(state, fstate, -1, 0)
+    if off and state[_ANNOUNCED]:
+        gone = 0.0
+        for code in range(_TRACK_PARAM_SLOTS - _T_GONE):
+            if state[_ANNOUNCED] & (1 << code):
+                gone = max(gone, params[_T_GONE + code])
+        if length_ms > gone:
+            state[_ANNOUNCED] = 0
+    sig = state[_HIST_SIG]
+    if sig >= 0 and state[_COMMITTED] == sig and state[_SKIP] == 0 and length_ms > limits[sig, 0]:
+        _reset_history(state, fstate, sig, 1)  # this burst never enters the history
+
+
+@njit(cache=True, nogil=True)
+def _window_kernel(state: np.ndarray, hist: np.ndarray, i: int, need: int) -> tuple[int, int, int]:
+    """(duration ms, on, start frame) of segment i of the last `need` (the last is running)."""
+    if i == need - 1:
+        on = 1 if state[_COMMITTED] >= 0 else 0
+        return _running_ms(state), on, state[_CUR_START]
+    row = (state[_HIST_N] - (need - 1) + i) % hist.shape[0]
+    return hist[row, 0] * FRAME_MS, hist[row, 1], hist[row, 2]
+
+
+@njit(cache=True, nogil=True)
+def _match_kernel(
+    t: int, need: int, cad: np.ndarray, cad_ms: np.ndarray, state: np.ndarray, hist: np.ndarray
+) -> bool:
+    """Do the last `need` segments (the running one included) fit tone t's cadence at some
+    phase?"""
+    length = cad[t, _C_LEN]
+    if state[_SKIP] != 0 or state[_HIST_N] < need - 1:
+        return False
+    # the window opens with the history's first burst, which may have been joined late
+    from_start = state[_HIST_N] == need - 1 and cad[t, _C_CUT] == 1
+    for r in range(length):
+        ok = True
+        for i in range(need):
+            p = (r + i) % length
+            dur, on, _ = _window_kernel(state, hist, i, need)
+            cut_short = from_start and i == 0 and on == 1
+            if (
+                on != 1 - p % 2
+                or dur > cad_ms[t, 1, p]
+                or (dur < cad_ms[t, 0, p] and not cut_short)
+            ):
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _emit_kernel(
+    events: np.ndarray, ev_level: np.ndarray, n_ev: int, code: int, onset: int, frame: int,
+    level: float,
+) -> int:  # fmt: skip
+    """Write an event row (no segments yet); returns the new event count."""
+    events[n_ev, E_CODE] = code
+    events[n_ev, E_AT] = frame
+    events[n_ev, E_ONSET] = onset
+    events[n_ev, E_NSEG] = 0
+    ev_level[n_ev] = level
+    return n_ev + 1
+
+
+@njit(cache=True, nogil=True)
+def _mean_level(fstate: np.ndarray, slot: int, fallback: float) -> float:
+    """Mean of the level sum at `slot` (its count at slot + 1), or `fallback` if empty."""
+    return fstate[slot] / fstate[slot + 1] if fstate[slot + 1] > 0 else fallback
+
+
+@njit(cache=True, nogil=True)
+def _hold_kernel(state: np.ndarray, fstate: np.ndarray) -> tuple[int, float]:
+    """The signature of the burst under way and its mean level (dBm0), or (-1, 0.0)."""
+    if state[_COMMITTED] < 0 or fstate[_SEG_N] == 0:
+        return -1, 0.0
+    return state[_COMMITTED], fstate[_SEG_SUM] / fstate[_SEG_N]
+
+
+@njit(cache=True, nogil=True)
+def _dial_kernel(
+    level: float, params: np.ndarray, state: np.ndarray, fstate: np.ndarray,
+    events: np.ndarray, ev_level: np.ndarray, n_ev: int,
+) -> int:  # fmt: skip
+    """Name dial tone once its burst has lasted the hold time."""
+    bit = 1 << DIAL_CODE
+    dial_sig = int(params[_T_DIAL_SIG])
+    if dial_sig < 0 or state[_COMMITTED] != dial_sig or state[_ANNOUNCED] & bit:
+        return n_ev
+    if _running_ms(state) < params[_T_DIAL_HOLD]:
+        return n_ev
+    state[_ANNOUNCED] = bit
+    lvl = _mean_level(fstate, _SEG_SUM, level)
+    n_ev = _emit_kernel(events, ev_level, n_ev, DIAL_CODE, state[_CUR_START], state[_FRAME], lvl)
+    events[n_ev - 1, E_NSEG] = 1
+    events[n_ev - 1, E_SEG] = _running_ms(state)
+    return n_ev
+
+
+@njit(cache=True, nogil=True)
+def _tone_step_kernel(
+    raw: int, level: float, clean: bool, cad: np.ndarray, cad_ms: np.ndarray,
+    limits: np.ndarray, params: np.ndarray, state: np.ndarray, fstate: np.ndarray,
+    hist: np.ndarray, events: np.ndarray, ev_level: np.ndarray, n_ev: int,
+) -> int:  # fmt: skip
+    """Advance the tracker by one frame in state `raw` (`clean`: it passed the full purity);
+    returns the new event count."""
+    _debounce_kernel(raw, state, fstate, hist)
+    _expire_kernel(state, fstate, limits, params)
+    sig = state[_HIST_SIG]
+    if raw >= 0 and raw == state[_COMMITTED] and clean:
+        fstate[_SEG_SUM] += level
+        fstate[_SEG_N] += 1.0
+    if raw >= 0 and raw == sig:
+        fstate[_LVL_SUM] += level
+        fstate[_LVL_N] += 1.0
+    n_ev = _dial_kernel(level, params, state, fstate, events, ev_level, n_ev)
+    if sig < 0:
+        return n_ev
+    switching = False  # another cadence on these frequencies is the current tone
+    for t in range(cad.shape[0]):
+        if cad[t, _C_SIG] == sig and state[_ANNOUNCED] & (1 << cad[t, _C_CODE]):
+            switching = True
+    for t in range(cad.shape[0]):
+        bit = 1 << cad[t, _C_CODE]
+        if cad[t, _C_SIG] != sig or state[_ANNOUNCED] & bit:
+            continue
+        need = cad[t, _C_CONFIRM]
+        if switching:  # speech chopping bursts can mimic a cadence once, rarely twice
+            need = min(need + cad[t, _C_LEN], hist.shape[0] + 1)
+        if not _match_kernel(t, need, cad, cad_ms, state, hist):
+            continue
+        state[_ANNOUNCED] = bit
+        n_ev = _emit_cadence(
+            cad[t, _C_CODE], need, level, state, fstate, hist, events, ev_level, n_ev
+        )
+    return n_ev
+
+
+@njit(cache=True, nogil=True)
+def _emit_cadence(
+    code: int, need: int, level: float, state: np.ndarray, fstate: np.ndarray,
+    hist: np.ndarray, events: np.ndarray, ev_level: np.ndarray, n_ev: int,
+) -> int:  # fmt: skip
+    """Report a cadenced tone matched over the last `need` segments (the last
+    MAX_SEGMENTS of them go into the event)."""
+    onset = _window_kernel(state, hist, 0, need)[2]
+    lvl = _mean_level(fstate, _LVL_SUM, level)
+    n_ev = _emit_kernel(events, ev_level, n_ev, code, onset, state[_FRAME], lvl)
+    shown = min(need, MAX_SEGMENTS)
+    events[n_ev - 1, E_NSEG] = shown
+    for i in range(shown):
+        events[n_ev - 1, E_SEG + i] = _window_kernel(state, hist, need - shown + i, need)[0]
+    return n_ev
+
+
+@dataclass(frozen=True, slots=True)
+class CadenceTables:
+    """A plan compiled for the tracker kernels."""
+
+    cad: NDArray[np.int64]  # (cadenced tones, 5): the _C_* columns
+    cad_ms: NDArray[np.float64]  # (cadenced tones, 2, length): min, max of each segment
+    limits: NDArray[np.float64]  # (signatures, 2): longest on and off any cadence allows
+    params: NDArray[np.float64]
+
+
+def confirm_segments(cadence_ms: tuple[int, ...]) -> int:
+    """Segments to see before naming a cadence (the last one once it reaches its minimum)."""
+    if len(cadence_ms) == 2:
+        return 4 if sum(cadence_ms) <= LONG_CYCLE_MS else 3  # two cycles, or on-off-on
+    return len(cadence_ms) + 1  # a multi-burst cycle and the next burst
+
+
+def _cadences(
+    plan: TonePlan, sigs: tuple[tuple[float, ...], ...]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    cadenced = [t for t in plan.tones if t.cadence_ms]
+    width = max((len(t.cadence_ms) for t in cadenced), default=2)
+    cad = np.zeros((len(cadenced), _CAD_COLS), np.int64)
+    cad_ms = np.zeros((len(cadenced), 2, width), np.float64)
+    limits = np.zeros((len(sigs), 2), np.float64)
+    for i, spec in enumerate(cadenced):
+        need = confirm_segments(spec.cadence_ms)
+        if len(spec.cadence_ms) % 2 or need > min(HISTORY + 1, MAX_SEGMENTS):
+            raise DspInputError(
+                f"tone plan {plan.name}: {spec.name} cadence {spec.cadence_ms} must be "
+                f"on/off pairs, at most {MAX_SEGMENTS - 1} segments"
+            )
+        sig = sigs.index(spec.freqs_hz)
+        cad[i, :4] = (sig, len(spec.cadence_ms), need, TONE_NAMES.index(spec.name))
+        for p, ms in enumerate(spec.cadence_ms):
+            lo = ms * (1.0 - spec.tolerance) - EDGE_SLACK_MS
+            hi = ms * (1.0 + spec.tolerance) + EDGE_SLACK_MS
+            cad_ms[i, :, p] = (lo, hi)
+            limits[sig, p % 2] = max(limits[sig, p % 2], hi)
+    for i in range(len(cadenced)):
+        cad[i, _C_CUT] = not any(
+            _could_pass_for(cad, cad_ms, i, j) for j in range(len(cadenced)) if j != i
+        )
+    return cad, cad_ms, limits
+
+
+def _could_pass_for(cad: NDArray[np.int64], cad_ms: NDArray[np.float64], t: int, u: int) -> bool:
+    """Could some run of tone u's segments fill tone t's window after its first burst?
+    (Then t's first burst must be whole: UK busy vs UK congestion.)"""
+    if cad[t, _C_SIG] != cad[u, _C_SIG]:
+        return False
+    lt, lu = cad[t, _C_LEN], cad[u, _C_LEN]
+    for rt in range(0, lt, 2):  # t's window starts with a burst
+        for ru in range(1, lu, 2):  # its second segment is a pause of u
+            if all(
+                cad_ms[t, 0, (rt + i) % lt] <= cad_ms[u, 1, (ru + i - 1) % lu]
+                and cad_ms[u, 0, (ru + i - 1) % lu] <= cad_ms[t, 1, (rt + i) % lt]
+                for i in range(1, cad[t, _C_CONFIRM])
+            ):
+                return True
+    return False
+
+
+def build_cadence_tables(plan: TonePlan, sigs: tuple[tuple[float, ...], ...]) -> CadenceTables:
+    """Cadence windows of `plan`'s tones; `sigs` are the tone sets as the frame tables number
+    them."""
+    cad, cad_ms, limits = _cadences(plan, sigs)
+    dial = [t for t in plan.tones if t.name == "dial" and not t.cadence_ms]
+    params = np.zeros(_TRACK_PARAM_SLOTS, np.float64)
+    dial_sig = sigs.index(dial[0].freqs_hz) if dial else -1
+    params[_T_DIAL_SIG] = dial_sig
+    # Dial tone must outlast every burst of a cadenced tone on the same frequencies.
+    params[_T_DIAL_HOLD] = max(DIAL_HOLD_MS, limits[dial_sig, 0] + FRAME_MS) if dial else np.inf
+    params[_T_GONE : _T_GONE + len(TONE_NAMES)] = TONE_GONE_MS
+    for t in range(cad.shape[0]):
+        longest_pause = float(np.max(cad_ms[t, 1, 1 : cad[t, _C_LEN] : 2]))
+        params[_T_GONE + cad[t, _C_CODE]] = max(GONE_PAUSES * longest_pause, TONE_GONE_MS)
+    return CadenceTables(cad=cad, cad_ms=cad_ms, limits=limits, params=params)

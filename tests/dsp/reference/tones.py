@@ -1,0 +1,391 @@
+"""Plain numpy reference for `dsp.tones` (with `dsp.tone_frames`, `dsp.tone_cadence`,
+`dsp.tone_sit`, `dsp.tone_gen`): the same decisions, written independently of the kernels'
+tables and slots.
+
+- Frame analysis fits each tone set with `np.linalg.lstsq` on the frame itself (the kernels
+  use correlations and precomputed inverse Gram matrices).
+- The tracker keeps Python lists of segments and level samples (the kernels use a ring
+  buffer and running sums in int64/float64 slots) and rebuilds the cadence windows from the
+  plan's milliseconds.
+- The generator computes each sample's phase and cadence position in closed form (the kernel
+  accumulates them).
+Thresholds and tolerances are the modules' public constants: the reference checks the
+arithmetic and the state machine, not the choice of constants.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dsp import tone_cadence as tc
+from dsp import tone_frames as tf
+from dsp import tone_sit as ts
+from dsp.levels import sine_amplitude
+from dsp.tone_plans import TONE_NAMES, TonePlan, get_plan
+
+N = 160
+FS = 8000
+FLOOR = N * sine_amplitude(tf.ENERGY_FLOOR_DBM0) ** 2 / 2.0
+
+
+def ref_correlate(
+    frame: NDArray[np.int16], basis: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], float]:
+    """Reference for `_correlate_kernel`: correlations with every basis column, and energy."""
+    x = frame.astype(np.float64)
+    return basis.T @ x, float(x @ x)
+
+
+def ref_fit(frame: NDArray[np.int16], freqs_hz: list[float]) -> tuple[float, NDArray[np.float64]]:
+    """Reference for `_fit_kernel`: least-squares fit of sinusoids at `freqs_hz` to the frame;
+    returns the fitted energy and each sinusoid's amplitude."""
+    n = np.arange(N)
+    cols = []
+    for f in freqs_hz:
+        cols += [np.cos(2 * np.pi * f * n / FS), np.sin(2 * np.pi * f * n / FS)]
+    b = np.column_stack(cols)
+    coef = np.linalg.lstsq(b, frame.astype(np.float64), rcond=None)[0]
+    fitted = b @ coef
+    return float(fitted @ fitted), np.hypot(coef[0::2], coef[1::2])
+
+
+def _level(amps: NDArray[np.float64]) -> float:
+    """Mean dBm0 if every component is in range and the twist is bounded, else nan."""
+    lv = 20 * np.log10(np.maximum(amps, 1e-9) / 32768.0) + 3.14
+    if lv.min() < tf.TONE_MIN_DBM0 or lv.max() > tf.TONE_MAX_DBM0:
+        return math.nan
+    return math.nan if lv.max() - lv.min() > tf.TWIST_MAX_DB else float(lv.mean())
+
+
+def ref_classify(
+    frame: NDArray[np.int16], sigs: list[tuple[float, ...]], hold_sig: int, hold_level: float
+) -> tuple[int, float, float]:
+    """Reference for `_classify_kernel`: (signature or -1, its level, its purity)."""
+    energy = float(frame.astype(np.float64) @ frame.astype(np.float64))
+    if energy < FLOOR:
+        return -1, 0.0, 0.0
+    best = (-1, 0.0, 0.0)
+    for s, sig in enumerate(sigs):
+        mixes = itertools.product(tf.OFFSETS, repeat=len(sig))
+        fits = [ref_fit(frame, [f * o for f, o in zip(sig, mix, strict=True)]) for mix in mixes]
+        fit, amps = max(fits, key=lambda fa: fa[0])  # the first of equal fits, as the kernel
+        purity = fit / energy
+        held = s == hold_sig
+        level = _level(amps)
+        if purity < (tf.HOLD_PURITY if held else tf.PURITY_MIN) or math.isnan(level):
+            continue
+        clean = purity >= tf.PURITY_MIN
+        if held and (clean or abs(level - hold_level) <= tf.HOLD_DB):
+            return s, level, purity
+        if clean and not held and purity > best[2]:
+            best = (s, level, purity)
+    return best
+
+
+def ref_sit_band(frame: NDArray[np.int16], bins: list[list[float]]) -> tuple[int, float]:
+    """Reference for `_sit_band_kernel`: (SIT band or -1, its level)."""
+    energy = float(frame.astype(np.float64) @ frame.astype(np.float64))
+    best, best_purity, best_level = -1, -1.0, 0.0
+    if energy < FLOOR:
+        return best, best_level
+    for b, band in enumerate(bins):
+        for f in band:
+            fit, amps = ref_fit(frame, [f])
+            level = _level(amps)
+            purity = fit / energy
+            if purity >= tf.SIT_PURITY_MIN and purity > best_purity and not math.isnan(level):
+                best, best_purity, best_level = b, purity, level
+    return best, best_level
+
+
+@dataclass
+class _Cadence:
+    sig: int
+    code: int
+    windows: list[tuple[float, float]]  # (min, max) ms per segment, on first
+    need: int
+    cut: bool = True  # may the first burst of a history be cut short?
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _cadences(plan: TonePlan, sigs: list[tuple[float, ...]]) -> list[_Cadence]:
+    out = []
+    for t in plan.tones:
+        if t.cadence_ms:
+            slack = tc.EDGE_SLACK_MS
+            windows = [
+                (ms * (1 - t.tolerance) - slack, ms * (1 + t.tolerance) + slack)
+                for ms in t.cadence_ms
+            ]
+            need = len(t.cadence_ms) + 1
+            if len(t.cadence_ms) == 2:
+                need = 4 if sum(t.cadence_ms) <= tc.LONG_CYCLE_MS else 3
+            out.append(_Cadence(sigs.index(t.freqs_hz), TONE_NAMES.index(t.name), windows, need))
+    for a in out:  # cut short only if no other cadence could fill the rest of the window
+        for b in out:
+            if b is a or b.sig != a.sig:
+                continue
+            la, lb = len(a.windows), len(b.windows)
+            for ra, rb in itertools.product(range(0, la, 2), range(1, lb, 2)):
+                rest = range(1, a.need)
+                if all(
+                    _overlap(a.windows[(ra + i) % la], b.windows[(rb + i - 1) % lb]) for i in rest
+                ):
+                    a.cut = False
+    return out
+
+
+@dataclass
+class _Seg:
+    frames: int
+    on: bool
+    start: int
+
+
+Event = tuple[str, int, int, float, tuple[int, ...]]  # tone, at_ms, onset_ms, level, segments
+
+
+@dataclass
+class RefDetector:
+    """Reference for `_detect_kernel` (and the tracker kernels it runs): whole frames only."""
+
+    plan: TonePlan
+    sigs: list[tuple[float, ...]] = field(init=False)
+    cads: list[_Cadence] = field(init=False)
+    bins: list[list[float]] = field(init=False)
+    frame: int = 0
+    committed: int = -1
+    cur_len: int = 0
+    cur_start: int = 0
+    cand: int = -1
+    cand_run: int = 0
+    hist_sig: int = -1
+    hist: list[_Seg] = field(default_factory=list)
+    skip: bool = False
+    announced: set[int] = field(default_factory=set)
+    seg_levels: list[float] = field(default_factory=list)
+    tone_levels: list[float] = field(default_factory=list)
+    sit: dict[str, int] = field(default_factory=dict)
+    sit_levels: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.plan = get_plan(self.plan)
+        self.sigs = list(dict.fromkeys(t.freqs_hz for t in self.plan.tones))
+        self.cads = _cadences(self.plan, self.sigs)
+        tol = self.plan.sit.band_tolerance_hz
+        self.bins = []
+        for band in self.plan.sit.bands_hz:
+            lo, hi = min(band) - tol, max(band) + tol
+            self.bins.append(list(np.linspace(lo, hi, math.ceil((hi - lo) / tf.SIT_GRID_HZ) + 1)))
+        self.sit = dict(band=-1, len=0, gap=0, stage=0, idle=0, done=0, onset=0, seg0=0, seg1=0)
+
+    def limits(self, sig: int) -> tuple[float, float]:
+        """Longest on and off segment any cadence of `sig` allows (0 without cadences)."""
+        on = [hi for c in self.cads if c.sig == sig for _, hi in c.windows[0::2]]
+        off = [hi for c in self.cads if c.sig == sig for _, hi in c.windows[1::2]]
+        return max(on, default=0.0), max(off, default=0.0)
+
+    def feed(self, pcm: NDArray[np.int16]) -> list[Event]:
+        events: list[Event] = []
+        for i in range(0, pcm.size - N + 1, N):
+            frame = pcm[i : i + N]
+            hold = (
+                (self.committed, float(np.mean(self.seg_levels)))
+                if self.committed >= 0 and self.seg_levels
+                else (-1, 0.0)
+            )
+            raw, level, purity = ref_classify(frame, self.sigs, *hold)
+            band, sit_level = ref_sit_band(frame, self.bins)
+            self._tone_step(raw, level, raw >= 0 and purity >= tf.PURITY_MIN, events)
+            self._sit_step(band, sit_level, events)
+            self.frame += 1
+        return events
+
+    # --- the dial / cadence tracker -------------------------------------------------------
+
+    def _reset(self, sig: int, skip: bool) -> None:
+        self.hist_sig, self.hist, self.skip, self.tone_levels = sig, [], skip, []
+
+    def _tone_step(self, raw: int, level: float, clean: bool, events: list[Event]) -> None:
+        self._debounce(raw)
+        self._expire()
+        if raw >= 0 and raw == self.committed and clean:
+            self.seg_levels.append(level)
+        if raw >= 0 and raw == self.hist_sig:
+            self.tone_levels.append(level)
+        self._dial(level, events)
+        self._cadence(level, events)
+
+    def _debounce(self, raw: int) -> None:
+        self.cur_len += 1
+        if raw == self.committed:
+            self.cand, self.cand_run = raw, 0
+            return
+        self.cand_run = self.cand_run + 1 if raw == self.cand else 1
+        self.cand = raw
+        run = self.cand_run
+        if run < tc.DEBOUNCE_FRAMES:
+            return
+        if self.hist_sig >= 0 and not self.skip:
+            self.hist.append(_Seg(self.cur_len - run, self.committed >= 0, self.cur_start))
+        self.skip = False
+        if raw >= 0:
+            self.seg_levels = []
+            if raw != self.hist_sig:
+                self._reset(raw, False)
+        self.committed, self.cur_len, self.cur_start = raw, run, self.frame - run + 1
+        self.cand_run = 0
+
+    def _expire(self) -> None:
+        ms = (self.cur_len - self.cand_run) * 20
+        off = self.committed < 0
+        if off and self.hist_sig >= 0 and ms > self.limits(self.hist_sig)[1]:
+            self._reset(-1, False)
+        if off and self.announced and ms > max(self._gone_ms(c) for c in self.announced):
+            self.announced = set()
+        sig = self.hist_sig
+        if sig >= 0 and self.committed == sig and not self.skip and ms > self.limits(sig)[0]:
+            self._reset(sig, True)
+
+    def _gone_ms(self, code: int) -> float:
+        """The pause that ends the state of the tone with `code`."""
+        pauses = [hi for c in self.cads if c.code == code for _, hi in c.windows[1::2]]
+        return max([tc.TONE_GONE_MS] + [tc.GONE_PAUSES * p for p in pauses])
+
+    def _window(self, need: int) -> list[_Seg]:
+        current = _Seg(self.cur_len - self.cand_run, self.committed >= 0, self.cur_start)
+        return ([*self.hist, current])[-need:]
+
+    def _matches(self, cad: _Cadence, need: int) -> bool:
+        if self.skip or len(self.hist) < need - 1:
+            return False
+        window = self._window(need)
+        from_start = len(self.hist) == need - 1 and cad.cut
+        length = len(cad.windows)
+        for r in range(length):
+            ok = True
+            for i, seg in enumerate(window):
+                lo, hi = cad.windows[(r + i) % length]
+                ms = seg.frames * 20
+                cut_short = from_start and i == 0 and seg.on
+                if seg.on != ((r + i) % length % 2 == 0) or ms > hi or (ms < lo and not cut_short):
+                    ok = False
+                    break
+            if ok:
+                return True
+        return False
+
+    def _dial(self, level: float, events: list[Event]) -> None:
+        dial = [t for t in self.plan.tones if t.name == "dial" and not t.cadence_ms]
+        if not dial or self.committed != self.sigs.index(dial[0].freqs_hz):
+            return
+        hold = max([tc.DIAL_HOLD_MS, self.limits(self.committed)[0] + 20])
+        if tc.DIAL_CODE in self.announced or (self.cur_len - self.cand_run) * 20 < hold:
+            return
+        self.announced = {tc.DIAL_CODE}
+        lvl = float(np.mean(self.seg_levels)) if self.seg_levels else level
+        events.append(
+            (
+                "dial",
+                (self.frame + 1) * 20,
+                self.cur_start * 20,
+                lvl,
+                ((self.cur_len - self.cand_run) * 20,),
+            )
+        )
+
+    def _cadence(self, level: float, events: list[Event]) -> None:
+        if self.hist_sig < 0:
+            return
+        mine = [c for c in self.cads if c.sig == self.hist_sig]
+        switching = any(c.code in self.announced for c in mine)
+        for cad in mine:
+            if cad.code in self.announced:
+                continue
+            need = min(cad.need + len(cad.windows), tc.HISTORY + 1) if switching else cad.need
+            if not self._matches(cad, need):
+                continue
+            self.announced = {cad.code}
+            window = self._window(need)
+            lvl = float(np.mean(self.tone_levels)) if self.tone_levels else level
+            shown = tuple(s.frames * 20 for s in window[-tc.MAX_SEGMENTS :])
+            events.append(
+                (TONE_NAMES[cad.code], (self.frame + 1) * 20, window[0].start * 20, lvl, shown)
+            )
+
+    # --- the SIT tracker ------------------------------------------------------------------
+
+    def _sit_close(self) -> None:
+        st = self.sit
+        if st["band"] < 0:
+            return
+        lo = self.plan.sit.segment_min_ms - tc.EDGE_SLACK_MS
+        hi = self.plan.sit.segment_max_ms + tc.EDGE_SLACK_MS
+        valid = lo <= st["len"] * 20 <= hi
+        if valid and st["band"] == st["stage"] < 2:
+            st[f"seg{st['stage']}"] = st["len"]
+            st["stage"] += 1
+        elif valid and st["band"] == 0:
+            st["seg0"], st["stage"] = st["len"], 1
+        else:
+            st["stage"] = 0
+
+    def _sit_step(self, band: int, level: float, events: list[Event]) -> None:
+        st = self.sit
+        st["idle"] = 0 if band >= 0 else st["idle"] + 1
+        if st["done"] and st["idle"] * 20 > ts.SIT_REARM_MS:
+            st["done"] = 0
+        if band >= 0 and band == st["band"]:
+            st["len"] += st["gap"] + 1
+            st["gap"] = 0
+        elif band >= 0:
+            self._sit_close()
+            st.update(band=band, len=1, gap=0)
+            if band == 0:
+                st["onset"], self.sit_levels = self.frame, []
+        elif st["band"] >= 0:
+            st["gap"] += 1
+            if st["gap"] > ts.SIT_GAP_FRAMES:
+                self._sit_close()
+                st.update(band=-1, stage=0, gap=0)
+        if band >= 0:
+            self.sit_levels.append(level)
+        lo = self.plan.sit.segment_min_ms - tc.EDGE_SLACK_MS
+        if st["band"] == 2 and st["stage"] == 2 and not st["done"] and st["len"] * 20 >= lo:
+            st["done"] = 1
+            lvl = float(np.mean(self.sit_levels)) if self.sit_levels else level
+            segs = (st["seg0"] * 20, st["seg1"] * 20, st["len"] * 20)
+            events.append(("sit", (self.frame + 1) * 20, st["onset"] * 20, lvl, segs))
+
+
+def ref_synth(
+    freqs_hz: list[float], amps: list[float], seg_len: list[int], seg_mask: list[int],
+    ramp: int, n: int, rate_hz: int,
+) -> NDArray[np.int16]:  # fmt: skip
+    """Reference for `_synth_kernel` from a fresh start: closed-form phase and cadence."""
+    t = np.arange(n)
+    if seg_len[0] < 0:
+        seg = np.zeros(n, np.int64)
+        pos, length = t, np.full(n, -1)
+    else:
+        ends = np.cumsum(seg_len)
+        in_cycle = t % ends[-1]
+        seg = np.searchsorted(ends, in_cycle, side="right")
+        pos = in_cycle - (ends[seg] - np.asarray(seg_len)[seg])
+        length = np.asarray(seg_len)[seg]
+    masks = np.asarray(seg_mask)[seg]
+    x = np.zeros(n)
+    for k, (f, a) in enumerate(zip(freqs_hz, amps, strict=True)):
+        phase = np.mod(t * (f / rate_hz), 1.0)
+        x += np.where(masks & (1 << k), a * np.sin(2 * np.pi * phase), 0.0)
+    env = np.minimum(1.0, (pos + 1) / ramp)
+    env = np.where(length > 0, np.minimum(env, (length - pos) / ramp), env)
+    return np.clip(np.floor(x * env + 0.5), -32768, 32767).astype(np.int16)
