@@ -77,8 +77,7 @@ def measure_streaming(quick: bool) -> list[dict[str, Any]]:
     reps = 20 if quick else 200
     rows = []
     for name, make in _streaming_cases():
-        feed_block = make()
-        block_ns = median_ns_per_call(lambda f=feed_block: f(block), max(2, reps // 10))
+        block_ns = median_ns_per_call(_frame_feeder(make(), [block]), max(2, reps // 10))
         frame_ns = median_ns_per_call(_frame_feeder(make(), frame_list), reps * 5)
         rows.append(
             {
