@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gateway.numba_cache import configure_numba_cache
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `tipring` command; returns the process exit status."""
     args = _build_parser().parse_args(argv)
+    configure_numba_cache()  # before anything imports numba
     match args.command:
         case "demo":
             from gateway.demo import run_demo

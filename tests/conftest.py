@@ -1,8 +1,13 @@
-"""Shared pytest configuration: hypothesis profiles (no deadlines: numba compiles on first call)."""
+"""Shared pytest configuration: the numba cache, hypothesis profiles (no deadlines: numba
+compiles on first call)."""
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+from gateway.numba_cache import configure_numba_cache
+
+configure_numba_cache()  # before any test module imports numba: never run stale kernels
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
