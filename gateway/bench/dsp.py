@@ -175,7 +175,7 @@ def measure_plc_pesq(quick: bool) -> dict[str, Any]:
     try:
         bench = _source_checkout_module("plc")
     except ImportError as exc:  # pesq is in the test extras only
-        return {"error": f"PESQ table unavailable: {exc}"}
+        return {"error": f"PESQ table unavailable ({exc}): `make test` installs the test extras"}
     if bench is None:
         return {"error": "PESQ table needs a source checkout (tests/bench/plc.py)"}
     rows = bench.measure_plc(quick=quick)
