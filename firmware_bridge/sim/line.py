@@ -1,0 +1,406 @@
+"""The analog line behind one simulated port, as the adapter's codec sees it: `LineModel`.
+
+The adapter and modem simulators own one `LineModel` per port and call `step(tx)` once per
+20 ms tick: tx is what the host sent to the line, the result is what the host receives (far
+party or phone audio, network tones and caller ID, the echo of tx through the hybrid, line
+noise) and the line events of that frame (`firmware_bridge.port` classes, for `port`). Tests
+drive it the same way. Pure and deterministic for a seed: no trio, no I/O, no wall clock;
+every timer counts samples. The frame clock, script and signal sum are `line_core.LineCore`;
+the echo paths are `echo_paths`.
+
+The far side is scripted. `play`, `press`, `silence` queue audio; `hang_up`, `phone_*` and
+`wait` queue actions, all run in order. Audio waits until the far party can be heard (FXO:
+the call is connected; FXS: the phone is off-hook); actions and waits run at once, actions
+on a frame boundary. The end of an FXO call drops the rest of its script.
+
+FXO (the box is the phone): `incoming_call` rings us (caller ID between the first and second
+ring) until the host answers or the caller gives up; `host_off_hook` on an idle line gives
+dial tone, the host's DTMF is decoded (`dialed_digits`) and the network rings the far end
+(`expect_outgoing`). FXS (a phone plugs into the box): `phone_*` script the phone; the host
+rings it with `host_ring` and the phone decodes any caller ID (`received_callerid`). Host
+commands the port kind cannot do raise `PortUnsupported`; script calls for the other kind
+raise ValueError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dsp.callerid import CallerId, CallerIdDecoder, CallerIdError, Standard, encode
+from dsp.dtmf import DtmfDetector
+from dsp.tone_plans import TonePlan
+from dsp.tones import ToneGenerator
+from firmware_bridge.errors import CommandFailed
+from firmware_bridge.port import (
+    US_RING_CADENCE_MS,
+    HookChanged,
+    HookFlashed,
+    LoopCurrentDropped,
+    PolarityReversed,
+    PortKind,
+    RingStarted,
+    RingStopped,
+)
+from firmware_bridge.sim.echo_paths import EchoPath
+from firmware_bridge.sim.line_core import (
+    DEAD_VOLTS,
+    OFF_HOOK_VOLTS,
+    ON_HOOK_VOLTS,
+    Clips,
+    LineCore,
+    LineState,
+    mix,
+    samples,
+)
+
+__all__ = ["DEFAULT_ECHO", "HangUpMethod", "LineModel", "LineState"]
+
+HangUpMethod = Literal[
+    "loop_drop", "polarity", "busy", "reorder", "dial_tone", "silence", "on_hook"
+]
+
+CALLERID_GAP_MS = 500.0  # GR-30-CORE: the FSK burst starts >= 500 ms after the first ring
+CALLERID_GUARD_MS = 200.0  # GR-30-CORE: and ends >= 200 ms before the second ring
+LOOP_DROP_MS = 600.0  # disconnect: US exchanges open the loop for ~300-800 ms
+DIGIT_TIMEOUT_MS = 4000.0  # exchange's short inter-digit timer: the number is complete
+POST_DIAL_MS = 1000.0  # silence between the last digit and ringback / busy
+ANSWER_GAP_MS = 500.0  # the called party picks up this long after a ringback burst
+PHONE_PICKUP_MS = 500.0  # an FXS phone answers this far into the ring it answers on
+# A typical analog line: G.168 model 1 behind 2 ms of codec filter delay, 12 dB of
+# trans-hybrid loss (G.168 assumes >= 6 dB; a 600 ohm DAA on real loops gives ~10-15 dB).
+DEFAULT_ECHO = EchoPath.g168(1, delay_ms=2.0, erl_db=12.0)
+
+
+def _check_cadence(cadence_ms: Sequence[int]) -> tuple[int, ...]:
+    cadence = tuple(int(ms) for ms in cadence_ms)
+    if not cadence or len(cadence) % 2 or min(cadence) <= 0:
+        raise ValueError(f"ring cadence {cadence_ms!r}: want on/off pairs of ms > 0")
+    return cadence
+
+
+class LineModel(LineCore):
+    """One analog line (`kind` as seen by the box) for port number `port`. `echo` is the
+    hybrid's echo path (None: open); `noise_dbm0` white line noise (None: none); tones come
+    from `tone_plan`, caller ID uses `callerid_standard`; `seed` fixes the noise;
+    `tx_log_frames` bounds `tx_log` (None: keep all, for tests; long simulator runs cap it).
+    An FXO line reports `LineVoltageMeasured` (48 V) in its first frame.
+
+    Observe: `state`, `tx_log`, `far_audio` / `true_echo` / `line_noise` (last frame),
+    `ring_on`, `rings`, `dialed_digits`, `digits_heard`, `host_flashes_ms`,
+    `received_callerid`, `echo_path`, `now_ms`, `script_empty`."""
+
+    def __init__(
+        self,
+        kind: PortKind,
+        *,
+        echo: EchoPath | None = DEFAULT_ECHO,
+        noise_dbm0: float | None = -65.0,
+        tone_plan: str | TonePlan = "us",
+        callerid_standard: Standard = "bell202",
+        seed: int = 0,
+        port: int = 0,
+        tx_log_frames: int | None = None,
+    ) -> None:
+        super().__init__(kind, echo, noise_dbm0, tone_plan, seed, port, tx_log_frames)
+        self.callerid_standard: Standard = callerid_standard
+        self._cadence: tuple[int, ...] = US_RING_CADENCE_MS
+        self._ring_limit: int | None = None  # rings before the caller gives up
+        self._ring_burst = np.zeros(0, np.float64)  # caller ID sent after the first ring
+        self._phone_clips: Clips = []  # FXS: the adapter's caller ID to the phone
+        self.ring_on, self.rings = False, 0
+        self._answer_after: int | None = 2  # FXO outgoing: rings before the far end answers
+        self._number_digits: int | None = None
+        self._post_dial_ms, self._reverse_on_answer = POST_DIAL_MS, False
+        self._phone_answers_on: int | None = None  # FXS: the ring the phone answers on
+        self.dialed_digits, self.digits_heard = "", ""
+        self.host_flashes_ms: list[float] = []
+        self.received_callerid: list[CallerId | CallerIdError] = []
+        self._dtmf = DtmfDetector()
+        self._cid = CallerIdDecoder(callerid_standard)
+
+    def _listen(self, x: NDArray[np.int16]) -> None:
+        if self.kind is PortKind.FXS:
+            if self._state is not LineState.CONNECTED:  # an on-hook phone's caller ID unit
+                heard = x.astype(np.float64)
+                mix(self._phone_clips, heard, self._now)
+                pcm = np.clip(np.rint(heard), -32768, 32767).astype(np.int16)
+                self.received_callerid += self._cid.feed(pcm)
+            return
+        if not self._off_hook():
+            return
+        for ev in self._dtmf.feed(x):
+            self._host_digit(ev.digit)
+        if self._state is LineState.DIAL_TONE and self._dtmf.active_digit is not None:
+            self._state, self._tone = LineState.DIALING, None  # dial tone stops on a digit
+
+    def _end_epoch(self) -> None:
+        """Cancel every pending timer (ringing, a loop drop, the far end's answer) and the
+        caller ID on its way."""
+        self._epoch += 1
+        self._net_clips.clear()
+        self._phone_clips.clear()
+        if self.ring_on and self.kind is PortKind.FXO:
+            self._emit(RingStopped(self.port))  # the exchange trips ringing at once
+        self.ring_on = False
+
+    def _call_over(self, state: LineState) -> None:
+        self._end_epoch()
+        self._script.clear()
+        self._head_pos = 0
+        self._state, self._tone = state, None
+
+    # --- hang-up -----------------------------------------------------------------------
+
+    def hang_up(self, method: HangUpMethod | None = None, *, drop_ms: float = LOOP_DROP_MS) -> None:
+        """Queue the far party's hang-up. FXO: "loop_drop" (default: `LoopCurrentDropped` of
+        `drop_ms`), "polarity" (`PolarityReversed`), "busy" / "reorder" / "dial_tone" (the
+        network plays it), "silence"; before the answer it abandons the call. FXS: "on_hook"
+        (default), the phone hangs up."""
+        if self.kind is PortKind.FXS:
+            if method not in (None, "on_hook"):
+                raise ValueError(f"line {self.port}: an FXS phone hangs up 'on_hook', not {method}")
+            self.phone_on_hook()
+            return
+        if method == "on_hook":
+            raise ValueError(f"line {self.port}: 'on_hook' is the FXS phone's hang-up")
+        self._act(lambda: self._far_hangs_up(method or "loop_drop", drop_ms))
+
+    def _far_hangs_up(self, method: str, drop_ms: float) -> None:
+        if self._state is LineState.RINGING:  # the caller gives up before the answer
+            self._call_over(LineState.IDLE)
+            return
+        if self._state is not LineState.CONNECTED:
+            return  # nobody left to hang up
+        self._call_over(LineState.FAR_HUNG_UP)
+        if method == "loop_drop":
+            self._set_volts(DEAD_VOLTS)
+            self._at(self._now + samples(drop_ms), lambda _: self._loop_back(drop_ms))
+        elif method == "polarity":
+            self._emit(PolarityReversed(self.port))
+        elif method in ("busy", "reorder", "dial_tone"):
+            self._tone = ToneGenerator(self.plan, "dial" if method == "dial_tone" else method)
+
+    def _loop_back(self, drop_ms: float) -> None:
+        self._emit(LoopCurrentDropped(self.port, drop_ms))
+        self._set_volts(OFF_HOOK_VOLTS)
+
+    # --- FXO: the network side ---------------------------------------------------------
+
+    def incoming_call(
+        self,
+        callerid: CallerId | None = None,
+        rings: int = 6,
+        cadence_ms: Sequence[int] = US_RING_CADENCE_MS,
+    ) -> None:
+        """FXO: ring the box on `cadence_ms` (on/off ms pairs; one cycle is one ring) with
+        `callerid` after the first ring (GR-30-CORE timing), until the host answers or
+        `rings` rings went unanswered."""
+        self._need(PortKind.FXO, "incoming_call")
+        if self._state is not LineState.IDLE or rings < 1:
+            raise ValueError(f"line {self.port}: incoming_call needs an idle line and rings >= 1")
+        self._start_ringing(_check_cadence(cadence_ms), callerid, rings)
+
+    def expect_outgoing(
+        self,
+        answer_after_rings: int | None = 2,
+        *,
+        number_digits: int | None = None,
+        post_dial_ms: float = POST_DIAL_MS,
+        reverse_polarity_on_answer: bool = False,
+    ) -> None:
+        """FXO: how the next number the host dials goes. Complete after `number_digits`
+        digits (None: after the inter-digit timeout); then `post_dial_ms` of silence and
+        ringback; the far end answers after `answer_after_rings` ringback cycles (None: busy
+        tone instead), optionally with answer supervision by a polarity reversal."""
+        self._need(PortKind.FXO, "expect_outgoing")
+        self._answer_after, self._number_digits = answer_after_rings, number_digits
+        self._post_dial_ms, self._reverse_on_answer = post_dial_ms, reverse_polarity_on_answer
+
+    def _host_digit(self, digit: str) -> None:
+        if self._state not in (LineState.DIAL_TONE, LineState.DIALING):
+            self.digits_heard += digit  # in a call: the far party hears it
+            return
+        self._state, self._tone = LineState.DIALING, None
+        self.dialed_digits += digit
+        count = len(self.dialed_digits)
+        if count == self._number_digits:
+            self._number_complete()
+        else:
+            self._at(self._now + samples(DIGIT_TIMEOUT_MS), lambda _: self._timeout(count))
+
+    def _timeout(self, count: int) -> None:
+        if self._state is LineState.DIALING and len(self.dialed_digits) == count:
+            self._number_complete()
+
+    def _number_complete(self) -> None:
+        busy = self._answer_after is None
+        self._state = LineState.BUSY if busy else LineState.RINGBACK
+        self._at(self._now + samples(self._post_dial_ms), self._far_end_rings)
+
+    def _far_end_rings(self, due: int) -> None:
+        if self._state is LineState.BUSY or self._answer_after is None:
+            self._tone = ToneGenerator(self.plan, "busy")
+            return
+        cadence = self.plan.tone("ringback").cadence_ms
+        self._tone = ToneGenerator(self.plan, "ringback")
+        if self._answer_after <= 0:
+            self._far_answers(due)
+            return
+        ring_ms = (self._answer_after - 1) * sum(cadence) + sum(cadence[:-1]) + ANSWER_GAP_MS
+        self._at(due + samples(ring_ms), self._far_answers)
+
+    def _far_answers(self, _due: int) -> None:
+        self._state, self._tone = LineState.CONNECTED, None
+        if self._reverse_on_answer:
+            self._emit(PolarityReversed(self.port))
+
+    # --- ringing, both kinds -----------------------------------------------------------
+
+    def _start_ringing(
+        self, cadence: tuple[int, ...], cid: CallerId | None, limit: int | None
+    ) -> None:
+        burst = np.zeros(0, np.float64)
+        if cid is not None:
+            burst = encode(cid, self.callerid_standard).astype(np.float64)
+            room = samples(cadence[-1] - CALLERID_GAP_MS - CALLERID_GUARD_MS)
+            if burst.shape[0] > room:
+                raise ValueError(f"line {self.port}: caller ID does not fit the ring cadence")
+        self._end_epoch()
+        self._state, self._cadence, self._ring_limit = LineState.RINGING, cadence, limit
+        self._ring_burst, self.rings = burst, 0
+        self._ring_cycle(0, self._now)
+
+    def _ring_cycle(self, k: int, start: int) -> None:
+        t = start
+        for i, ms in enumerate(self._cadence):
+            if i % 2 == 0:
+                self._at(t, self._cycle_starts if i == 0 else self._ring_starts)
+                self._at(t + samples(ms), self._ring_stops)
+            t += samples(ms)
+        if k == 0 and self._ring_burst.shape[0]:
+            clips = self._net_clips if self.kind is PortKind.FXO else self._phone_clips
+            cid_at = t - samples(self._cadence[-1] - CALLERID_GAP_MS)
+            self._at(cid_at, lambda due: clips.append((due, self._ring_burst)))
+        if self._ring_limit is None or k + 1 < self._ring_limit:
+            self._at(t, lambda due: self._ring_cycle(k + 1, due))
+        else:
+            self._at(t, lambda _: self._call_over(LineState.IDLE))  # the caller gave up
+
+    def _cycle_starts(self, due: int) -> None:
+        self.rings += 1
+        if self.kind is PortKind.FXS and self.rings == self._phone_answers_on:
+            self._at(due + samples(PHONE_PICKUP_MS), lambda _: self._phone_up())
+        self._ring_starts(due)
+
+    def _ring_starts(self, _due: int) -> None:
+        self.ring_on = True
+        if self.kind is PortKind.FXO:
+            self._emit(RingStarted(self.port))
+
+    def _ring_stops(self, _due: int) -> None:
+        self.ring_on = False
+        if self.kind is PortKind.FXO:
+            self._emit(RingStopped(self.port))
+
+    # --- FXO: the host's hook ----------------------------------------------------------
+
+    def host_off_hook(self) -> None:
+        """FXO: the host seizes the line: answers a ringing call, or gets dial tone."""
+        self._command(PortKind.FXO, "off_hook")
+        if self._state is LineState.RINGING:
+            self._end_epoch()
+            self._state = LineState.CONNECTED
+        elif self._state is LineState.IDLE:
+            self._state, self.dialed_digits = LineState.DIAL_TONE, ""
+            self._tone = ToneGenerator(self.plan, "dial")
+        else:
+            return  # already off-hook
+        self._dtmf.reset()
+        self._set_volts(OFF_HOOK_VOLTS)
+
+    def host_on_hook(self) -> None:
+        """FXO: the host releases the line; whatever call there was ends."""
+        self._command(PortKind.FXO, "on_hook")
+        if self._off_hook():
+            self._call_over(LineState.IDLE)
+            self._loop_open_until = 0
+            self._set_volts(ON_HOOK_VOLTS)
+
+    def host_flash(self, ms: float = 600.0) -> None:
+        """FXO: the host opens the loop for `ms` (recorded in `host_flashes_ms`); no echo and
+        no far audio meanwhile."""
+        self._command(PortKind.FXO, "flash")
+        if not self._off_hook():
+            raise CommandFailed(self.port, "flash", "the line is on-hook")
+        self._loop_open_until = self._now + samples(ms)
+        self.host_flashes_ms.append(ms)
+
+    # --- FXS: the phone and the host's ringing -----------------------------------------
+
+    def phone_off_hook(self) -> None:
+        """FXS, scripted: the phone is picked up (answering if it rings)."""
+        self._need(PortKind.FXS, "phone_off_hook")
+        self._act(self._phone_up)
+
+    def phone_on_hook(self) -> None:
+        """FXS, scripted: the phone hangs up."""
+        self._need(PortKind.FXS, "phone_on_hook")
+        self._act(self._phone_down)
+
+    def phone_flash(self, ms: float = 600.0) -> None:
+        """FXS, scripted: a hook flash of `ms` (`HookFlashed` when it ends)."""
+        self._need(PortKind.FXS, "phone_flash")
+        self._act(lambda: self._phone_flash(ms))
+        self.wait(ms)
+
+    def phone_dials(
+        self, digits: str, on_ms: float = 100.0, off_ms: float = 100.0, level_dbm0: float = -10.0
+    ) -> None:
+        """FXS, scripted: the phone dials `digits` as DTMF (heard in the host's audio)."""
+        self._need(PortKind.FXS, "phone_dials")
+        self.press(digits, on_ms, off_ms, level_dbm0)
+
+    def answer_when_rung(self, after_rings: int | None = 1) -> None:
+        """FXS: the phone answers during ring `after_rings` of each `host_ring` (None: never)."""
+        self._need(PortKind.FXS, "answer_when_rung")
+        self._phone_answers_on = after_rings
+
+    def host_ring(
+        self, cadence_ms: Sequence[int] = US_RING_CADENCE_MS, callerid: CallerId | None = None
+    ) -> None:
+        """FXS: the host rings the phone on `cadence_ms` until answered or `host_stop_ring`;
+        the adapter sends `callerid` after the first ring (GR-30-CORE timing)."""
+        self._command(PortKind.FXS, "ring")
+        if self._state is LineState.CONNECTED:
+            raise CommandFailed(self.port, "ring", "the phone is off-hook")
+        self._start_ringing(_check_cadence(cadence_ms), callerid, None)
+
+    def host_stop_ring(self) -> None:
+        """FXS: the host stops ringing the phone."""
+        self._command(PortKind.FXS, "stop_ring")
+        if self._state is LineState.RINGING:
+            self._end_epoch()
+            self._state = LineState.IDLE
+
+    def _phone_up(self) -> None:
+        if self._state is LineState.CONNECTED:
+            return
+        if self._state is LineState.RINGING:
+            self._end_epoch()  # ring trip: ringing and caller ID stop
+        self._state = LineState.CONNECTED
+        self._cid.reset()
+        self._emit(HookChanged(self.port, off_hook=True))
+
+    def _phone_down(self) -> None:
+        if self._state is LineState.CONNECTED:
+            self._state = LineState.IDLE
+            self._emit(HookChanged(self.port, off_hook=False))
+
+    def _phone_flash(self, ms: float) -> None:
+        if self._state is LineState.CONNECTED:
+            self._loop_open_until = self._now + samples(ms)
+            self._at(self._loop_open_until, lambda _: self._emit(HookFlashed(self.port, ms)))

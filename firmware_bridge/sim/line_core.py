@@ -1,0 +1,248 @@
+"""The frame clock of a simulated line: `LineCore`, the base of `firmware_bridge.sim.line`'s
+`LineModel`, which adds the telephony (ringing, dialling, hook, hang-up) on top.
+
+Owns what every line does each 20 ms step: run the timers that fall due (in samples, from
+the line's own clock), play the far side's script, sum far audio, network tones, the echo
+of the host's audio (`echo_paths.EchoFilter`, only while the loop is closed) and white line
+noise into the int16 frame the host receives, and hand back the frame's line events.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dsp.dtmf import generate as dtmf_generate
+from dsp.frame import FRAME_SAMPLES, RATE_HZ, as_int16
+from dsp.levels import dbm0_to_rms
+from dsp.tone_plans import TonePlan, get_plan
+from dsp.tones import ToneGenerator
+from firmware_bridge.errors import PortUnsupported
+from firmware_bridge.port import LineEvent, LineVoltageMeasured, PortKind
+from firmware_bridge.sim.echo_paths import EchoFilter, EchoPath
+
+ON_HOOK_VOLTS = 48.0  # idle loop: the exchange's -48 V battery, no current drawn
+OFF_HOOK_VOLTS = 8.0  # off-hook: 6-10 V across a DAA drawing 20-40 mA of loop current
+DEAD_VOLTS = 0.0  # no battery: cut line, or the exchange's open switch interval
+
+Timer = Callable[[int], None]  # called with the sample it was due at
+Clips = list[tuple[int, NDArray[np.float64]]]  # (start sample, audio) placed on the clock
+_Item = NDArray[np.float64] | int | Callable[[], None]  # script: audio, a wait, an action
+
+
+class LineState(StrEnum):
+    """Where the line is. FXS uses IDLE (phone on-hook), RINGING and CONNECTED (phone off)."""
+
+    IDLE = "idle"  # on-hook, nothing happening
+    RINGING = "ringing"  # FXO: the network rings us; FXS: the host rings the phone
+    DIAL_TONE = "dial_tone"  # FXO: the host went off-hook, no digit yet
+    DIALING = "dialing"  # FXO: the host's digits are arriving
+    RINGBACK = "ringback"  # FXO: number complete, the far end rings
+    BUSY = "busy"  # FXO: number complete, the far end is busy
+    CONNECTED = "connected"  # in a call (FXS: the phone is off-hook)
+    FAR_HUNG_UP = "far_hung_up"  # FXO: the far party left, the host is still off-hook
+
+
+FXO_OFF_HOOK = frozenset(
+    {LineState.DIAL_TONE, LineState.DIALING, LineState.RINGBACK, LineState.BUSY}
+    | {LineState.CONNECTED, LineState.FAR_HUNG_UP}
+)
+
+
+def samples(ms: float) -> int:
+    """`ms` on the 8 kHz sample clock."""
+    return round(ms * RATE_HZ / 1000.0)
+
+
+def mix(clips: Clips, out: NDArray[np.float64], now: int) -> None:
+    """Add the parts of `clips` that fall in `out` (which starts at sample `now`); drop the
+    clips that have ended."""
+    end = now + out.shape[0]
+    for start, pcm in clips:
+        lo, hi = max(start, now), min(start + pcm.shape[0], end)
+        if lo < hi:
+            out[lo - now : hi - now] += pcm[lo - start : hi - start]
+    clips[:] = [(s, p) for s, p in clips if s + p.shape[0] > end]
+
+
+class LineCore:
+    """The per-frame machinery of one line; see `firmware_bridge.sim.line.LineModel`."""
+
+    def __init__(
+        self,
+        kind: PortKind,
+        echo: EchoPath | None,
+        noise_dbm0: float | None,
+        tone_plan: str | TonePlan,
+        seed: int,
+        port: int,
+        tx_log_frames: int | None,
+    ) -> None:
+        self.kind, self.port = kind, port
+        self.plan = get_plan(tone_plan)
+        self._echo = EchoFilter(echo or EchoPath.none())
+        self._noise_rms = 0.0 if noise_dbm0 is None else dbm0_to_rms(noise_dbm0)
+        self._rng = np.random.default_rng(seed)
+        self._state, self._now, self._epoch, self._seq = LineState.IDLE, 0, 0, 0
+        self._events: list[LineEvent] = []
+        self._timers: list[tuple[int, int, int, Timer]] = []
+        self._script: deque[_Item] = deque()
+        self._head_pos = 0  # samples of the script's head item already used
+        self._net_clips: Clips = []  # network audio to the host (caller ID)
+        self._tone: ToneGenerator | None = None  # the network's call-progress tone
+        self._loop_open_until = 0  # a flash holds the loop open until this sample
+        self._volts: float | None = None
+        self._tx: deque[NDArray[np.int16]] = deque(maxlen=tx_log_frames)
+        self.true_echo = self.far_audio = self.line_noise = np.zeros(FRAME_SAMPLES)
+        self._set_volts(ON_HOOK_VOLTS)
+
+    @property
+    def state(self) -> LineState:
+        """Where the line is now."""
+        return self._state
+
+    @property
+    def now_ms(self) -> float:
+        """Time stepped so far (ms)."""
+        return self._now * 1000.0 / RATE_HZ
+
+    @property
+    def tx_log(self) -> NDArray[np.int16]:
+        """What the host sent, one frame per step (zeros for None), as one array: everything,
+        or the last `tx_log_frames` frames."""
+        return np.concatenate(self._tx) if self._tx else np.zeros(0, np.int16)
+
+    @property
+    def echo_path(self) -> EchoPath:
+        """The echo path in use."""
+        return self._echo.path
+
+    @property
+    def script_empty(self) -> bool:
+        """True when every scripted item has played or run."""
+        return not self._script
+
+    def step(
+        self, tx: NDArray[np.int16] | None = None
+    ) -> tuple[NDArray[np.int16], list[LineEvent]]:
+        """Advance 20 ms. `tx`: the host's 160 int16 samples to the line (None: silence).
+        Returns the 160 int16 samples the host receives (a new array) and this frame's
+        events. `far_audio` (far party or phone, network tones, caller ID), `true_echo` and
+        `line_noise` then hold this frame's float64 components (new arrays): the result is
+        their sum, rounded and clipped."""
+        x = np.zeros(FRAME_SAMPLES, np.int16) if tx is None else as_int16(tx, "LineModel.step")
+        if x.shape != (FRAME_SAMPLES,):
+            raise ValueError(f"LineModel.step wants {FRAME_SAMPLES} samples, got {x.shape}")
+        self._tx.append(x.copy())
+        self._run_timers()
+        far = np.zeros(FRAME_SAMPLES, np.float64)
+        self._run_script(far)
+        mix(self._net_clips, far, self._now)
+        loop_closed = self._off_hook() and self._now >= self._loop_open_until
+        if self._tone is not None and loop_closed:
+            far += self._tone.frame()
+        self._listen(x)
+        sent = x.astype(np.float64) if loop_closed else np.zeros(FRAME_SAMPLES, np.float64)
+        self.true_echo = self._echo.process(sent)  # on-hook the line carries nothing of tx
+        self.far_audio = far
+        self.line_noise = self._rng.standard_normal(FRAME_SAMPLES) * self._noise_rms
+        total = far + self.true_echo + self.line_noise
+        rx = np.clip(np.rint(total), -32768, 32767).astype(np.int16)
+        self._now += FRAME_SAMPLES
+        events, self._events = self._events, []
+        return rx, events
+
+    def set_echo_path(self, echo: EchoPath | None) -> None:
+        """Change the echo path from the next frame on (None: open path); audio already sent
+        echoes through the new path."""
+        self._echo.set_path(echo or EchoPath.none())
+
+    # --- the far side's script ---------------------------------------------------------
+
+    def play(self, pcm: NDArray[np.int16]) -> None:
+        """Queue far-party (FXS: phone) audio: 1-D int16 at 8 kHz."""
+        self._script.append(as_int16(pcm, "LineModel.play").astype(np.float64))
+
+    def press(
+        self, digits: str, on_ms: float = 100.0, off_ms: float = 100.0, level_dbm0: float = -10.0
+    ) -> None:
+        """Queue DTMF keypresses from the far party (FXS: the phone), `level_dbm0` per tone."""
+        self.play(dtmf_generate(digits, on_ms, off_ms, level_dbm0))
+
+    def silence(self, ms: float) -> None:
+        """Queue `ms` of far-party silence (it waits for the call like any audio)."""
+        self._script.append(np.zeros(samples(ms), np.float64))
+
+    def wait(self, ms: float) -> None:
+        """Let `ms` pass before the next script item, call or no call."""
+        self._script.append(samples(ms))
+
+    def _act(self, action: Callable[[], None]) -> None:
+        self._script.append(action)
+
+    # --- machinery ---------------------------------------------------------------------
+
+    def _at(self, due: int, fn: Timer) -> None:
+        """Run `fn(due)` in the frame holding sample `due`, unless the epoch ends first."""
+        heapq.heappush(self._timers, (due, self._seq, self._epoch, fn))
+        self._seq += 1
+
+    def _run_timers(self) -> None:
+        end = self._now + FRAME_SAMPLES
+        while self._timers and self._timers[0][0] < end:
+            due, _, epoch, fn = heapq.heappop(self._timers)
+            if epoch == self._epoch:  # else cancelled: answered, hung up, ...
+                fn(due)
+
+    def _run_script(self, far: NDArray[np.float64]) -> None:
+        pos = 0
+        while self._script and pos < FRAME_SAMPLES:
+            item = self._script[0]
+            if callable(item):
+                if pos:
+                    return  # actions take effect on frame boundaries
+                self._script.popleft()
+                item()
+                continue
+            if isinstance(item, np.ndarray) and not self._far_audible():
+                return  # audio waits for the call
+            length = item.shape[0] if isinstance(item, np.ndarray) else item
+            n = min(FRAME_SAMPLES - pos, length - self._head_pos)
+            if isinstance(item, np.ndarray):
+                far[pos : pos + n] += item[self._head_pos : self._head_pos + n]
+            pos, self._head_pos = pos + n, self._head_pos + n
+            if self._head_pos >= length:
+                self._script.popleft()
+                self._head_pos = 0
+
+    def _listen(self, x: NDArray[np.int16]) -> None:
+        """What the far side makes of the host's audio this frame (the subclass decides)."""
+
+    def _off_hook(self) -> bool:
+        if self.kind is PortKind.FXS:
+            return self._state is LineState.CONNECTED
+        return self._state in FXO_OFF_HOOK
+
+    def _far_audible(self) -> bool:
+        return self._state is LineState.CONNECTED and self._now >= self._loop_open_until
+
+    def _emit(self, event: LineEvent) -> None:
+        self._events.append(event)
+
+    def _set_volts(self, volts: float) -> None:
+        if self.kind is PortKind.FXO and volts != self._volts:
+            self._volts = volts
+            self._emit(LineVoltageMeasured(self.port, volts))
+
+    def _need(self, kind: PortKind, what: str) -> None:
+        if self.kind is not kind:
+            raise ValueError(f"line {self.port}: {what} is for {kind} lines; this is {self.kind}")
+
+    def _command(self, kind: PortKind, command: str) -> None:
+        if self.kind is not kind:
+            raise PortUnsupported(self.port, command, f"not possible on an {self.kind} port")
