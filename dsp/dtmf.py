@@ -11,6 +11,8 @@ its peak amplitude, and closes after 25 ms without. Its edges are interpolated b
 Each tone's frequency is its phase advance between consecutive strict windows, summed over the
 keypress; the Q.24 1.5 % / 3.5 % decision needs more than a 20 ms window's magnitudes give.
 Twist is the high-group tone level minus the low-group tone level, in dB (positive: high louder).
+The energy in the share tests leaves out the window's hum floor (`dsp.hum`): its energy below
+`HUM_HIGHPASS_HZ` that recurs with mains hum and DC offset.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ from numpy.typing import NDArray
 
 from dsp.errors import DspInputError
 from dsp.frame import RATE_HZ, SUPPORTED_RATES_HZ, as_int16, check_rate
+from dsp.hum import (
+    HIGHPASS_STATE,
+    HUM_PERIOD_MS,
+    HUM_PERIODS,
+    _highpass_kernel,
+    _hum_floor_kernel,
+    _windowed_energy_kernel,
+    highpass_sections,
+)
 from dsp.levels import sine_amplitude, tone
 
 # Q.23 frequency allocation: low (row) and high (column) group; key index = 4 * row + column.
@@ -46,9 +57,10 @@ MIN_TWIST_DB = -10.0
 # Each tone must lead the rest of its group by this much (>= 9.2 dB for DTMF, see above):
 # rejects chords and two keys at once.
 REL_PEAK_DB = 6.0
-# Share of a window's energy in the two tones: 1.0 for clean DTMF, 0.76 at the worst Q.24
-# corner (+4 dB twist, both tones 1.5 % off, key D, noise 20 dB down; measured). Windows of the
-# shipped speech clips, also replayed 0.7-1.4x fast, reach 0.63. The first talk-off guard.
+# Share of a window's energy (less its hum floor) in the two tones: 1.0 for clean DTMF, 0.76
+# at the worst Q.24 corner (+4 dB twist, both tones 1.5 % off, key D, noise 20 dB down;
+# measured). Windows of the shipped speech clips, also replayed 0.7-1.4x fast, reach 0.63,
+# 0.64 over any hum of tests/signals.py. The first talk-off guard.
 MIN_TONE_SHARE = 0.65
 # The same share over a keypress's strict windows, corrected for the scalloping its measured
 # frequency error causes: ~0.97 at the worst corner. Keys made of speech windows (with the
@@ -68,25 +80,35 @@ MIN_PHASE_PAIRS = 2
 # Q.24: frequency error <= 1.5 % accepted, >= 3.5 % rejected. The summed phase advance reads
 # within 0.15 % of the truth for 40 ms tones at -36 dBm0: the midpoint leaves 1 % each side.
 MAX_DEVIATION = 0.025
+# A window's low band is what a 4th-order Butterworth high-pass here takes out of it. The
+# lowest tone, 697 Hz, keeps 99 % of its power; 180 Hz hum (3rd harmonic of 60 Hz) and DC
+# go to the low band all but -28 dB and nothing, so the hum floor can leave them out.
+HUM_HIGHPASS_HZ = 400.0
 
 _NT = 8  # tones: rows 0-3, columns 4-7
 _RING = 16  # windows kept: the start edge looks _PRE back and _POST ahead, the end 5 back
 _PRE, _POST = 4, 3
-_F_RE, _F_IM, _F_POW, _F_EN = 0, 8, 16, 24  # one window in the ring: DFT, tone powers, energy
+# one window in the ring: DFT, tone powers, energy less its hum floor
+_F_RE, _F_IM, _F_POW, _F_EN = 0, 8, 16, 24
 _NF = 25
 _MAX_CHUNK = 4000  # samples per kernel call
 # int state: next window, samples in buf, stream index of buf[0], key (-1: none), its first
 # strict window, last window on, windows off since, phase pairs, start edge known, qualified,
 # previous window's strict digit. Float state: peak powers, phase sums (re, im) row and column,
-# start edge (sample); sums over strict windows of row power, column power, window power.
+# start edge (sample); sums over strict windows of row power, column power, window power;
+# then, kept across keypresses, the high-pass state and a second of windows' low-band energy.
 I_WIN, I_FILL, I_BUF0, I_KEY, I_J0, I_LAST, I_OFF, I_PAIRS, I_EDGE, I_ACTIVE, I_PREV = range(11)
 _NI = 11
 S_PEAK_R, S_PEAK_C, S_ACC_R, S_ACC_C, S_START, S_SUM_R, S_SUM_C, S_SUM_E = 0, 1, 2, 4, 6, 7, 8, 9
-_NS = 10
+_NS = 10  # the keypress's float state
 _TWIST_HI = 10.0 ** (MAX_TWIST_DB / 10.0)
 _TWIST_LO = 10.0 ** (MIN_TWIST_DB / 10.0)
 _REL_PEAK = 10.0 ** (REL_PEAK_DB / 10.0)
 _MIN_ON_SAMPLES = MIN_ON_MS * RATE_HZ / 1000.0
+_HUM_WINDOWS = HUM_PERIOD_MS * RATE_HZ // 1000 // HOP_SAMPLES  # windows per hum cycle
+_HUM_SOS = highpass_sections(HUM_HIGHPASS_HZ)  # a constant in the kernels: one argument less
+_HUM_SLOTS = HIGHPASS_STATE + _HUM_WINDOWS * HUM_PERIODS
+_FIRST_WHOLE = WINDOW_SAMPLES // 2 // HOP_SAMPLES  # earlier windows reach before the stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +326,7 @@ def _track_window(
     elif d >= 0:
         ist[I_KEY], ist[I_J0], ist[I_LAST] = d, j, j
         ist[I_OFF] = ist[I_PAIRS] = ist[I_EDGE] = ist[I_ACTIVE] = 0
-        fs[:] = 0.0
+        fs[:_NS] = 0.0
         _on_strict(ring, j, fs, ist)
     ist[I_PREV] = d
 
@@ -319,23 +341,31 @@ def _dtmf_feed_kernel(
     ist: np.ndarray,
     ev: np.ndarray,
 ) -> None:
-    """Append pcm (int16, <= _MAX_CHUNK) to buf, analyse and track every window now complete.
-    Closed keypresses go to ev[1:] as (digit index, start, end) in stream samples; ev[0, 0]
-    counts them and must be 0 on entry."""
+    """Append pcm (int16, <= _MAX_CHUNK) to buf[0] and its high-passed copy to buf[1];
+    analyse and track every window now complete. Closed keypresses go to ev[1:] as (digit
+    index, start, end) in stream samples; ev[0, 0] counts them and must be 0 on entry."""
     fill = ist[I_FILL]
     for n in range(pcm.shape[0]):
-        buf[fill + n] = pcm[n]
+        buf[0, fill + n] = pcm[n]
+    _highpass_kernel(pcm, buf[1], fill, _HUM_SOS, fs[_NS : _NS + HIGHPASS_STATE])
     fill += pcm.shape[0]
+    high, hann, past = buf[1], tab[2 * _NT], fs[_NS + HIGHPASS_STATE :]
     while True:
         j = ist[I_WIN]
         b = j * HOP_SAMPLES - WINDOW_SAMPLES // 2 - ist[I_BUF0]
         if b + WINDOW_SAMPLES > fill:
             break
-        _dtmf_window_kernel(buf, b, tab, ring[j % _RING])
+        f = ring[j % _RING]
+        _dtmf_window_kernel(buf[0], b, tab, f)
+        # the share tests' energy leaves out the hum floor (dsp.hum): the energy the
+        # high-passed copy lacks, where as much recurred at this point of the hum cycle
+        low = max(f[_F_EN] - _windowed_energy_kernel(high, b, hann), 0.0)
+        f[_F_EN] -= _hum_floor_kernel(low, past, j, _HUM_WINDOWS, j >= _FIRST_WHOLE)
         _track_window(ring, j, fs, ist, ev)
         ist[I_WIN] = j + 1
     for n in range(fill - b):  # keep the part of the next window already here
-        buf[n] = buf[b + n]
+        buf[0, n] = buf[0, b + n]
+        buf[1, n] = buf[1, b + n]
     ist[I_BUF0] += b
     ist[I_FILL] = fill - b
 
@@ -351,9 +381,9 @@ class DtmfDetector:
     def __init__(self, sample_rate: int = RATE_HZ) -> None:
         self.sample_rate = check_rate(sample_rate, "DtmfDetector")
         self._tab = analysis_table()
-        self._buf = np.zeros(WINDOW_SAMPLES + _MAX_CHUNK, np.float64)
+        self._buf = np.zeros((2, WINDOW_SAMPLES + _MAX_CHUNK), np.float64)  # line, high-passed
         self._ring = np.zeros((_RING, _NF), np.float64)
-        self._fs = np.zeros(_NS, np.float64)
+        self._fs = np.zeros(_NS + _HUM_SLOTS, np.float64)
         self._is = np.zeros(_NI, np.int64)
         self._ev = np.zeros((_MAX_CHUNK // HOP_SAMPLES + 2, 3), np.float64)  # <= 1 per window
         self.reset()
@@ -362,6 +392,7 @@ class DtmfDetector:
         """Forget all audio and any keypress in progress; time restarts at 0 ms."""
         for arr in (self._buf, self._ring, self._fs, self._is):
             arr[...] = 0
+        self._fs[_NS + HIGHPASS_STATE :] = np.inf  # no past low-band energy yet
         self._is[I_KEY] = self._is[I_PREV] = -1
         # Virtual silence before the stream, so window j is centred on sample j * HOP_SAMPLES.
         self._is[I_BUF0] = -(WINDOW_SAMPLES // 2)

@@ -9,6 +9,7 @@ One kernel call per `feed` runs, per 20 ms frame:
 - `dsp.tone_frames`: which of the plan's tone sets (or SIT band) the frame holds, by
   least-squares fits at the plan's frequencies (+-2 %) and a purity test (>= 80 % of the
   frame's energy) that speech and music practically never pass for two frames in a row;
+  the energy leaves out DC and mains hum (`dsp.hum`: what of it below 200 Hz repeats);
 - `dsp.tone_cadence`: on/off segments matched against each cadence (+-15 %; ringback +-20 %,
   UK busy/congestion +-10 %; plus 40 ms for the frame edges): two cycles for busy and
   reorder, on-off-on for ringback, one cycle and a burst for UK's four-segment cadences;
@@ -18,8 +19,9 @@ Each tone is reported once per onset. The plans are data in `dsp.tone_plans`.
 
 Decision delays from the start of a clean tone (us / uk / de / etsi, ms): dial 1000 / 1000 /
 1260 / 1260, busy 1900 / 1420 / 1820 / 1900, reorder 920 / 1820 / 900 / 920, ringback 7560 /
-3280 / 5760 / 5760, SIT 740 / 880 / 880 / 880; unchanged at -40 dBm0, +-1.5 %, 20 dB SNR
-and through mu-law (tests/dsp/test_tones.py).
+3280 / 5760 / 5760, SIT 740 / 880 / 880 / 880; unchanged at -40 dBm0, +-1.5 %, 20 dB SNR,
+through mu-law, and over 50/60 Hz hum at -20 dBm0 or a DC offset of 3000
+(tests/dsp/test_tones.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from dsp.frame import FRAME_SAMPLES, RATE_HZ, as_int16, check_rate
+from dsp.hum import HUM_PERIOD_MS
 from dsp.tone_cadence import (
     E_AT,
     E_CODE,
@@ -55,11 +58,13 @@ from dsp.tone_frames import (
     I_PURITY,
     I_SIT_LEVEL,
     INFO_SLOTS,
+    LOW_BAND_VECTORS,
     P_FLOOR,
     P_PURITY,
     FrameTables,
     _classify_kernel,
     _correlate_kernel,
+    _less_hum_kernel,
     _sit_band_kernel,
     build_frame_tables,
 )
@@ -83,6 +88,7 @@ __all__ = [
 ]
 
 MAX_EVENTS = 16  # per kernel call; the wrapper calls again when it could fill
+HUM_FRAMES = HUM_PERIOD_MS // FRAME_MS  # frames per hum cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +112,12 @@ def _detect_kernel(
     fparams: np.ndarray, cad: np.ndarray, cad_ms: np.ndarray, limits: np.ndarray,
     tparams: np.ndarray, state: np.ndarray, fstate: np.ndarray, hist: np.ndarray,
     sit_params: np.ndarray, sit_state: np.ndarray, sit_fstate: np.ndarray,
-    scratch: np.ndarray, events: np.ndarray, ev_level: np.ndarray,
+    hum_past: np.ndarray, scratch: np.ndarray, events: np.ndarray, ev_level: np.ndarray,
 ) -> tuple[int, int]:  # fmt: skip
     """Run the whole frames of `pcm` through the frame analysis and both trackers, stopping
-    early when `events` could overflow. `scratch` holds the correlations, amplitudes and
-    per-frame info. Returns (frames consumed, events written)."""
+    early when `events` could overflow. `hum_past` keeps the last hum cycle's low-band
+    correlations, a row per frame; `scratch` holds the correlations, amplitudes and per-frame
+    info. Returns (frames consumed, events written)."""
     m = basis.shape[1]
     corr = scratch[:m]
     amps = scratch[m : m + AMP_SLOTS]
@@ -121,6 +128,9 @@ def _detect_kernel(
         if n_ev + cad.shape[0] + 2 > events.shape[0]:
             return f, n_ev
         energy = _correlate_kernel(pcm, f * basis.shape[0], basis, fparams[P_FLOOR], corr)
+        past = hum_past[state[FRAME_SLOT] % hum_past.shape[0]]
+        fresh = state[FRAME_SLOT] < hum_past.shape[0]
+        energy = _less_hum_kernel(corr, energy, fparams[P_FLOOR], past, fresh)
         hold_sig, hold_level = _hold_kernel(state, fstate)
         raw = _classify_kernel(
             corr, energy, sig_cols, sig_ginv, sig_shape, fparams, hold_sig, hold_level, amps, info
@@ -156,6 +166,7 @@ class ToneDetector:
         self._sit_params = build_sit_params(self.plan)
         self._sit_state = np.zeros(SIT_STATE_SLOTS, np.int64)
         self._sit_fstate = np.zeros(SIT_FSTATE_SLOTS, np.float64)
+        self._hum_past = np.zeros((HUM_FRAMES, LOW_BAND_VECTORS), np.float64)
         self._scratch = np.zeros(self._frames.basis.shape[1] + AMP_SLOTS + INFO_SLOTS, np.float64)
         self._events = np.zeros((MAX_EVENTS, EVENT_COLS), np.int64)
         self._ev_level = np.zeros(MAX_EVENTS, np.float64)
@@ -165,8 +176,8 @@ class ToneDetector:
         self._args = (
             f.basis, f.sig_cols, f.sig_ginv, f.sig_shape, f.sit_cols, f.sit_ginv, f.sit_nbins,
             f.params, c.cad, c.cad_ms, c.limits, c.params, self._state, self._fstate,
-            self._hist, self._sit_params, self._sit_state, self._sit_fstate, self._scratch,
-            self._events, self._ev_level,
+            self._hist, self._sit_params, self._sit_state, self._sit_fstate, self._hum_past,
+            self._scratch, self._events, self._ev_level,
         )  # fmt: skip
         self.reset()
 
@@ -179,6 +190,7 @@ class ToneDetector:
         self._sit_state[:] = 0
         self._sit_state[list(SIT_NEG_SLOTS)] = -1
         self._sit_fstate[:] = 0.0
+        self._hum_past[:] = 0.0
         self._stash_n = 0
 
     def feed(self, pcm: NDArray[np.int16]) -> list[ToneDetected]:

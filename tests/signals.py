@@ -114,3 +114,27 @@ def frames(pcm: NDArray[np.int16], size: int = 160) -> list[NDArray[np.int16]]:
     pad = (-pcm.size) % size
     x = np.concatenate([pcm, np.zeros(pad, np.int16)]) if pad else pcm
     return [x[i : i + size] for i in range(0, x.size, size)]
+
+
+# Hum as a cheap DAA or USB voice modem adds it: mains Hz, levels of harmonics 2, 3, ...
+# relative to the fundamental (dB), DC offset (int16 units). 60 Hz with its 2nd and 3rd
+# harmonics 6 and 10 dB down; 50 Hz running 0.1 Hz slow with its 3rd harmonic 10 dB down.
+HUM_KINDS: dict[str, tuple[float, tuple[float, ...], float]] = {
+    "50 Hz": (50.0, (), 0.0),
+    "60+120+180 Hz": (60.0, (-6.0, -10.0), 0.0),
+    "49.9+149.7 Hz": (49.9, (-np.inf, -10.0), 0.0),
+    "DC 3000": (0.0, (), 3000.0),
+}
+
+
+def with_hum(pcm: NDArray[np.int16], kind: str, level_dbm0: float = -20.0) -> NDArray[np.int16]:
+    """`pcm` plus the hum of `HUM_KINDS[kind]` from its first sample, the fundamental at
+    `level_dbm0` (ignored for a DC offset), clipped to int16."""
+    mains_hz, harmonics_db, dc = HUM_KINDS[kind]
+    t = np.arange(pcm.size) / RATE_HZ
+    x = pcm.astype(np.float64) + dc
+    for k, rel_db in enumerate((0.0, *harmonics_db), start=1):
+        if mains_hz and rel_db > -np.inf:
+            amp = dbm0_to_rms(level_dbm0 + rel_db) * np.sqrt(2.0)
+            x += amp * np.sin(2 * np.pi * k * mains_hz * t + 0.3 + k)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from dsp.levels import sine_amplitude, tone
 from tests.bench import spandsp
-from tests.signals import all_speech, frames, music, scale_to_dbm0
+from tests.signals import HUM_KINDS, all_speech, frames, music, scale_to_dbm0, with_hum
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,15 @@ def with_noise(pcm: NDArray[np.int16], snr_db: float, seed: int = 0) -> NDArray[
     y = x + noise * np.sqrt(signal_power / 10 ** (snr_db / 10))
     out: NDArray[np.int16] = np.clip(np.round(y), -32768, 32767).astype(np.int16)
     return out
+
+
+def hum_label(kind: str, level_dbm0: float) -> str:
+    """How a row names the hum of `tests.signals.HUM_KINDS[kind]` at `level_dbm0`."""
+    return kind if HUM_KINDS[kind][2] else f"{kind} hum at {level_dbm0:g} dBm0"
+
+
+def _hum_kinds(quick: bool) -> list[str]:
+    return [k for k in HUM_KINDS if not quick or k != "49.9+149.7 Hz"]
 
 
 def progress_tone(plan: str, name: str, cycles: int) -> NDArray[np.int16]:
@@ -250,6 +259,22 @@ def _dtmf_rows(quick: bool) -> list[Row]:
     for level in (-20,) if quick else (-10, -20, -30):
         talk = functools.partial(_digit_count, pcm=scale_to_dbm0(all_speech(), level))
         rows.append(_row("dtmf", f"talk-off: speech at {level} dBm0", "0", _is(0), talk))
+    return rows + _dtmf_hum_rows(quick)
+
+
+def _dtmf_hum_rows(quick: bool) -> list[Row]:
+    """Keys and talk-off over mains hum and DC offset (a cheap DAA, a USB modem)."""
+    rows = [
+        _dtmf_count_row(f"16 digits at -20 dBm0 over {hum_label(kind, -20)}", pcm)
+        for kind in _hum_kinds(quick)
+        for pcm in [with_hum(dtmf_keys(DIGITS), kind, -20.0)]
+    ]
+    floor = with_hum(dtmf_keys(DIGITS, level_dbm0=-36), "50 Hz", -30.0)
+    rows.append(_dtmf_count_row(f"16 digits at -36 dBm0 over {hum_label('50 Hz', -30)}", floor))
+    kind = "60+120+180 Hz"
+    talk = functools.partial(_digit_count, pcm=with_hum(scale_to_dbm0(all_speech(), -20), kind))
+    check = f"talk-off: speech at -20 dBm0 over {hum_label(kind, -20)}"
+    rows.append(_row("dtmf", check, "0", _is(0), talk))
     return rows
 
 
@@ -322,13 +347,23 @@ def _false_progress(side: str, plan: str, pcm: NDArray[np.int16]) -> int:
 
 def _tone_rows(quick: bool) -> list[Row]:
     plans = ("us", "de") if quick else tuple(PROGRESS)
-    others = (("speech", all_speech()), ("music", music(15.0 if quick else 60.0)))
+    hum = "60+120+180 Hz"
+    others = [
+        ("speech", all_speech()),
+        ("music", music(15.0 if quick else 60.0)),
+        (f"speech over {hum_label(hum, -20)}", with_hum(all_speech(), hum)),
+    ]
     rows = []
     for plan in plans:
         group = f"tones {plan}"
         busy = progress_tone(plan, "busy", 4)
         cases = [("busy", "", busy), ("busy", " at 20 dB SNR", with_noise(busy, 20.0))]
         cases += [] if quick else [("reorder", "", progress_tone(plan, "reorder", 4))]
+        for name in ("busy",) if quick else ("busy", "reorder"):
+            tone = progress_tone(plan, name, 4)
+            cases += [
+                (name, f" over {hum_label(k, -20)}", with_hum(tone, k)) for k in _hum_kinds(quick)
+            ]
         for name, how, pcm in cases:
             bound = 2 * sum(PROGRESS[plan][name][2])  # within two cycles
             at = functools.partial(_first_at, plan=plan, name=name, pcm=pcm)

@@ -19,6 +19,7 @@ from dsp.errors import DspInputError
 from dsp.g711 import ulaw_decode, ulaw_encode
 from tests.dsp.reference.dtmf import ref_dtmf_detect, ref_dtmf_window
 from tests.signals import (
+    HUM_KINDS,
     add_noise,
     all_speech,
     music,
@@ -27,6 +28,7 @@ from tests.signals import (
     speech,
     speech_names,
     white_noise,
+    with_hum,
 )
 
 LEAD = 400  # samples of silence before the first tone (50 ms)
@@ -426,6 +428,82 @@ def test_mu_law_at_the_q24_corners(low_dbm0: float, twist_db: float, offset: flo
     got = found(ulaw_round_trip(x))
     print(f"mu-law, low group {low_dbm0} dBm0, twist {twist_db:+}, error {offset:+.1%}: {got!r}")
     assert got == DIGITS
+
+
+# --- mains hum and DC offset ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(HUM_KINDS))
+@pytest.mark.parametrize(("level_dbm0", "hum_dbm0"), [(-20.0, -20.0), (-36.0, -30.0)])
+def test_every_digit_detected_over_hum_or_dc_offset(
+    kind: str, level_dbm0: float, hum_dbm0: float
+) -> None:
+    # before dsp.hum: 0/16 keys at -20 dBm0 from 50 Hz hum at -20 dBm0 or DC 1500 on
+    for offset in (0, 13, 27):
+        x = keyed(DIGITS, on_ms=50.0, off_ms=50.0, level_dbm0=level_dbm0, lead=LEAD + offset)
+        got = found(with_hum(x, kind, hum_dbm0))
+        print(f"{level_dbm0} dBm0 per tone, {kind} at {hum_dbm0} dBm0, offset {offset}: {got!r}")
+        assert got == DIGITS
+
+
+@pytest.mark.parametrize("kind", list(HUM_KINDS))
+@pytest.mark.parametrize(("twist_db", "row_offset", "col_offset"), CORNERS)
+def test_q24_corners_at_the_level_floor_over_hum(
+    kind: str, twist_db: float, row_offset: float, col_offset: float
+) -> None:
+    # the quieter tone at -36 dBm0, hum 6 dB above it
+    low = -36.0 if twist_db > 0 else -36.0 - twist_db
+    x = keyed(
+        DIGITS, on_ms=45.0, off_ms=45.0, level_dbm0=low, twist_db=twist_db,
+        freq_offset=(row_offset, col_offset),
+    )  # fmt: skip
+    got = found(with_hum(x, kind, -30.0))
+    print(f"twist {twist_db:+}, offsets {row_offset:+.1%} {col_offset:+.1%}, {kind}: {got!r}")
+    assert got == DIGITS
+
+
+def test_hum_that_comes_on_mid_call_is_left_out_a_second_later() -> None:
+    keys = keyed(DIGITS, on_ms=50.0, off_ms=50.0, level_dbm0=-36.0, lead=8000 + LEAD)
+    x = np.concatenate([np.zeros(8000, np.int16), with_hum(keys, "50 Hz", -30.0)])
+    got = found(x)
+    print(f"-36 dBm0 keys from 1.05 s after 50 Hz hum at -30 dBm0 came on: {got!r}")
+    assert got == DIGITS
+
+
+@pytest.mark.parametrize("kind", list(HUM_KINDS))
+def test_no_digits_from_speech_or_music_over_hum(kind: str) -> None:
+    sources: dict[str, NDArray[np.int16] | NDArray[np.float64]] = {
+        n: speech(n) for n in speech_names()
+    }
+    sources |= {f"speech x{s}": _replayed(all_speech(), s) for s in (0.8, 1.25)}
+    sources |= {"music": music(30.0)}
+    total_s = 0.0
+    for (name, pcm), level in itertools.product(sources.items(), (-10.0, -20.0, -30.0)):
+        x = with_hum(scale_to_dbm0(pcm, level), kind, -20.0)
+        total_s += x.size / 8000
+        events = DtmfDetector().feed(x)
+        assert events == [], (name, level, events)
+    print(f"talk-off over {kind} (hum -20 dBm0): 0 digits in {total_s:.0f} s (want 0)")
+
+
+def _random_hum(rng: np.random.Generator, pcm: NDArray[np.int16]) -> NDArray[np.int16]:
+    kind = list(HUM_KINDS)[int(rng.integers(len(HUM_KINDS)))]
+    return with_hum(pcm, kind, float(rng.uniform(-45, -10)))
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_feed_kernel_matches_reference_over_hum(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    _assert_same_as_reference(_random_hum(rng, _random_keying(rng)))
+
+
+def test_reference_comparison_over_hum_covers_accepted_keys() -> None:
+    n = 0
+    for s in range(30):
+        rng = np.random.default_rng(s)
+        n += _assert_same_as_reference(_random_hum(rng, _random_keying(rng)))
+    print(f"reference comparison over hum: {n} accepted keys in 30 random keyings (want >= 5)")
+    assert n >= 5
 
 
 # --- API ---------------------------------------------------------------------------------------

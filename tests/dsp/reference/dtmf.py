@@ -1,7 +1,9 @@
 """Plain numpy reference for `dsp.dtmf`: the window DFT and the whole keypress state machine.
 
 Written from the module's description, not its code: windows by matrix DFT over the whole
-signal, the tracker as a small Python class over per-window arrays. Only the public tuning
+signal, the high-pass as one 4th-order difference equation designed from the analog
+Butterworth poles, the hum floor as a minimum over an array of every window's low-band
+energy, the tracker as a small Python class over per-window arrays. Only the public tuning
 constants are shared with the module.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp import dtmf
+from dsp import dtmf, hum
 
 N = dtmf.WINDOW_SAMPLES
 H = dtmf.HOP_SAMPLES
@@ -30,15 +32,54 @@ def ref_dtmf_window(x: NDArray[np.float64]) -> tuple[NDArray[np.complex128], flo
     return spec, float(np.sum(xw * xw))
 
 
-def ref_dtmf_windows(pcm: NDArray[np.int16]) -> tuple[NDArray[np.complex128], NDArray[np.float64]]:
-    """Every complete window of the stream: window j covers samples [40 j - 80, 40 j + 80)."""
-    x = np.concatenate([np.zeros(N // 2), pcm.astype(np.float64)])
+def ref_highpass(x: NDArray[np.float64], cutoff_hz: float) -> NDArray[np.float64]:
+    """4th-order Butterworth high-pass from rest: the analog poles mapped by the bilinear
+    transform (prewarped at the cutoff), run as one direct-form difference equation."""
+    k = np.arange(4)
+    lowpass_poles = np.exp(1j * np.pi * (2 * k + 5) / 8)  # left half plane, unit cutoff
+    wc = 2 * RATE_HZ * np.tan(np.pi * cutoff_hz / RATE_HZ)
+    s_poles = wc / lowpass_poles  # low-pass to high-pass: s -> wc / s; four zeros at s = 0
+    z_poles = (1 + s_poles / (2 * RATE_HZ)) / (1 - s_poles / (2 * RATE_HZ))
+    a = np.real(np.poly(z_poles))
+    b = np.poly(np.ones(4))  # zeros at z = 1
+    b *= np.sum(a * (-1.0) ** np.arange(5)) / np.sum(b * (-1.0) ** np.arange(5))  # 1 at Nyquist
+    y = np.zeros(x.size)
+    for n in range(x.size):
+        acc = sum(b[i] * x[n - i] for i in range(5) if n >= i)
+        y[n] = acc - sum(a[i] * y[n - i] for i in range(1, 5) if n >= i)
+    return y
+
+
+def _window_rows(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The stream with virtual silence before it, cut into windows (one per row)."""
+    x = np.concatenate([np.zeros(N // 2), x])
     n_win = (x.size - N) // H + 1 if x.size >= N else 0
-    frames = np.array([x[j * H : j * H + N] for j in range(n_win)]).reshape(n_win, N)
-    xw = frames * ref_hann()
+    return np.array([x[j * H : j * H + N] for j in range(n_win)]).reshape(n_win, N)
+
+
+def ref_hum_floor(low: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per window: the least low-band energy among it and the windows 1..HUM_PERIODS hum
+    cycles back; windows reaching before the stream are never looked back at."""
+    cycle = hum.HUM_PERIOD_MS * RATE_HZ // 1000 // H
+    floor = low.copy()
+    for j in range(low.size):
+        for k in range(1, hum.HUM_PERIODS + 1):
+            if j - k * cycle >= N // 2 // H:
+                floor[j] = min(floor[j], low[j - k * cycle])
+    return floor
+
+
+def ref_dtmf_windows(pcm: NDArray[np.int16]) -> tuple[NDArray[np.complex128], NDArray[np.float64]]:
+    """Every complete window of the stream: window j covers samples [40 j - 80, 40 j + 80).
+    Returns the DFT at the 8 tones and the windowed energy less the hum floor."""
+    x = pcm.astype(np.float64)
+    xw = _window_rows(x) * ref_hann()
     basis = np.exp(-2j * np.pi * np.outer(np.arange(N), FREQS_HZ) / RATE_HZ)
     spec: NDArray[np.complex128] = (xw @ basis).astype(np.complex128)
-    return spec, np.sum(xw * xw, axis=1)
+    energy = np.sum(xw * xw, axis=1)
+    yw = _window_rows(ref_highpass(x, dtmf.HUM_HIGHPASS_HZ)) * ref_hann()
+    low = np.maximum(energy - np.sum(yw * yw, axis=1), 0.0)
+    return spec, energy - ref_hum_floor(low)
 
 
 class _RefTracker:

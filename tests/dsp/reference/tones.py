@@ -2,8 +2,10 @@
 `dsp.tone_sit`, `dsp.tone_gen`): the same decisions, written independently of the kernels'
 tables and slots.
 
-- Frame analysis fits each tone set with `np.linalg.lstsq` on the frame itself (the kernels
-  use correlations and precomputed inverse Gram matrices).
+- Frame analysis fits each tone set together with the low band's Slepian sequences by
+  `np.linalg.lstsq` on the frame itself (the kernels use correlations with columns that have
+  the low band taken out, and precomputed Gram matrices); hum is what of a frame's low-band
+  coefficients a list of every frame's shows one hum cycle back.
 - The tracker keeps Python lists of segments and level samples (the kernels use a ring
   buffer and running sums in int64/float64 slots) and rebuilds the cadence windows from the
   plan's milliseconds.
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from dsp import hum
 from dsp import tone_cadence as tc
 from dsp import tone_frames as tf
 from dsp import tone_sit as ts
@@ -33,6 +36,18 @@ FS = 8000
 FLOOR = N * sine_amplitude(tf.ENERGY_FLOOR_DBM0) ** 2 / 2.0
 
 
+def ref_low_band() -> NDArray[np.float64]:
+    """(160, LOW_BAND_VECTORS): the leading eigenvectors of the band-limiting (sinc) matrix."""
+    d = np.arange(N)[:, None] - np.arange(N)[None, :]
+    w = tf.LOW_BAND_HZ / FS
+    kernel = 2 * w * np.sinc(2 * w * d)
+    values, vectors = np.linalg.eigh(kernel)
+    return vectors[:, np.argsort(values)[::-1][: tf.LOW_BAND_VECTORS]]
+
+
+LOW = ref_low_band()
+
+
 def ref_correlate(
     frame: NDArray[np.int16], basis: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], float]:
@@ -41,17 +56,33 @@ def ref_correlate(
     return basis.T @ x, float(x @ x)
 
 
-def ref_fit(frame: NDArray[np.int16], freqs_hz: list[float]) -> tuple[float, NDArray[np.float64]]:
-    """Reference for `_fit_kernel`: least-squares fit of sinusoids at `freqs_hz` to the frame;
-    returns the fitted energy and each sinusoid's amplitude."""
+def _joint_fit(frame: NDArray[np.int16], freqs_hz: list[float]) -> tuple[
+    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]
+]:  # fmt: skip
+    """Least-squares fit of sinusoids at `freqs_hz` together with the low band: the plain
+    cos/sin columns, the sinusoids' coefficients and the whole fitted frame."""
     n = np.arange(N)
     cols = []
     for f in freqs_hz:
         cols += [np.cos(2 * np.pi * f * n / FS), np.sin(2 * np.pi * f * n / FS)]
-    b = np.column_stack(cols)
+    b = np.column_stack([*cols, LOW])
     coef = np.linalg.lstsq(b, frame.astype(np.float64), rcond=None)[0]
-    fitted = b @ coef
-    return float(fitted @ fitted), np.hypot(coef[0::2], coef[1::2])
+    return b[:, : len(cols)], coef[: len(cols)], b @ coef
+
+
+def ref_fit(frame: NDArray[np.int16], freqs_hz: list[float]) -> tuple[float, NDArray[np.float64]]:
+    """Reference for `_fit_kernel`: what fitting sinusoids at `freqs_hz` adds to the fit of
+    the low band alone (energy), and each sinusoid's amplitude."""
+    _, tones, fitted = _joint_fit(frame, freqs_hz)
+    low = LOW @ (LOW.T @ frame.astype(np.float64))
+    return float(fitted @ fitted - low @ low), np.hypot(tones[0::2], tones[1::2])
+
+
+def ref_tone_energy(frame: NDArray[np.int16], freqs_hz: list[float]) -> float:
+    """Reference for `_tone_energy_kernel`: the energy of the fitted sinusoids themselves."""
+    cols, tones, _ = _joint_fit(frame, freqs_hz)
+    wave = cols @ tones
+    return float(wave @ wave)
 
 
 def _level(amps: NDArray[np.float64]) -> float:
@@ -63,18 +94,26 @@ def _level(amps: NDArray[np.float64]) -> float:
 
 
 def ref_classify(
-    frame: NDArray[np.int16], sigs: list[tuple[float, ...]], hold_sig: int, hold_level: float
+    frame: NDArray[np.int16],
+    sigs: list[tuple[float, ...]],
+    hold_sig: int,
+    hold_level: float,
+    energy: float | None = None,
 ) -> tuple[int, float, float]:
-    """Reference for `_classify_kernel`: (signature or -1, its level, its purity)."""
-    energy = float(frame.astype(np.float64) @ frame.astype(np.float64))
+    """Reference for `_classify_kernel`: (signature or -1, its level, its purity); `energy`
+    is what purity divides by (default: the frame's)."""
+    if energy is None:
+        energy = float(frame.astype(np.float64) @ frame.astype(np.float64))
     if energy < FLOOR:
         return -1, 0.0, 0.0
     best = (-1, 0.0, 0.0)
     for s, sig in enumerate(sigs):
-        mixes = itertools.product(tf.OFFSETS, repeat=len(sig))
-        fits = [ref_fit(frame, [f * o for f, o in zip(sig, mix, strict=True)]) for mix in mixes]
-        fit, amps = max(fits, key=lambda fa: fa[0])  # the first of equal fits, as the kernel
-        purity = fit / energy
+        mixes = [[f * o for f, o in zip(sig, mix, strict=True)] for mix in
+                 itertools.product(tf.OFFSETS, repeat=len(sig))]  # fmt: skip
+        fits = [ref_fit(frame, freqs) for freqs in mixes]
+        pick = max(range(len(fits)), key=lambda i: fits[i][0])  # the first of equal fits
+        amps = fits[pick][1]
+        purity = ref_tone_energy(frame, mixes[pick]) / energy
         held = s == hold_sig
         level = _level(amps)
         if purity < (tf.HOLD_PURITY if held else tf.PURITY_MIN) or math.isnan(level):
@@ -87,17 +126,20 @@ def ref_classify(
     return best
 
 
-def ref_sit_band(frame: NDArray[np.int16], bins: list[list[float]]) -> tuple[int, float]:
-    """Reference for `_sit_band_kernel`: (SIT band or -1, its level)."""
-    energy = float(frame.astype(np.float64) @ frame.astype(np.float64))
+def ref_sit_band(
+    frame: NDArray[np.int16], bins: list[list[float]], energy: float | None = None
+) -> tuple[int, float]:
+    """Reference for `_sit_band_kernel`: (SIT band or -1, its level); `energy` as above."""
+    if energy is None:
+        energy = float(frame.astype(np.float64) @ frame.astype(np.float64))
     best, best_purity, best_level = -1, -1.0, 0.0
     if energy < FLOOR:
         return best, best_level
     for b, band in enumerate(bins):
         for f in band:
-            fit, amps = ref_fit(frame, [f])
+            amps = ref_fit(frame, [f])[1]
             level = _level(amps)
-            purity = fit / energy
+            purity = ref_tone_energy(frame, [f]) / energy
             if purity >= tf.SIT_PURITY_MIN and purity > best_purity and not math.isnan(level):
                 best, best_purity, best_level = b, purity, level
     return best, best_level
@@ -175,6 +217,7 @@ class RefDetector:
     tone_levels: list[float] = field(default_factory=list)
     sit: dict[str, int] = field(default_factory=dict)
     sit_levels: list[float] = field(default_factory=list)
+    lows: list[NDArray[np.float64]] = field(default_factory=list)  # every frame's low band
 
     def __post_init__(self) -> None:
         self.plan = get_plan(self.plan)
@@ -202,12 +245,25 @@ class RefDetector:
                 if self.committed >= 0 and self.seg_levels
                 else (-1, 0.0)
             )
-            raw, level, purity = ref_classify(frame, self.sigs, *hold)
-            band, sit_level = ref_sit_band(frame, self.bins)
+            energy = self._less_hum(frame)
+            raw, level, purity = ref_classify(frame, self.sigs, *hold, energy)
+            band, sit_level = ref_sit_band(frame, self.bins, energy)
             self._tone_step(raw, level, raw >= 0 and purity >= tf.PURITY_MIN, events)
             self._sit_step(band, sit_level, events)
             self.frame += 1
         return events
+
+    def _less_hum(self, frame: NDArray[np.int16]) -> float:
+        """The frame's energy less the part of its low band that repeats one hum cycle back:
+        ||c||^2 - ||c - c'||^2 if positive (quiet frames have c = 0); all of ||c||^2 in the
+        first hum cycle."""
+        x = frame.astype(np.float64)
+        energy = float(x @ x)
+        self.lows.append(LOW.T @ x if energy >= FLOOR else np.zeros(LOW.shape[1]))
+        cycle = hum.HUM_PERIOD_MS // 20
+        c = self.lows[-1]
+        before = self.lows[-1 - cycle] if len(self.lows) > cycle else c
+        return energy - max(0.0, float(c @ c - (c - before) @ (c - before)))
 
     # --- the dial / cadence tracker -------------------------------------------------------
 
