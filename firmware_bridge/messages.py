@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dsp.frame import FRAME_SAMPLES
+from dsp.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from firmware_bridge.errors import ProtocolError
 from firmware_bridge.port import (
     Codec,
@@ -62,7 +63,12 @@ ACK_DEADLINE_S = 0.005  # answer a reliable message this fast (note §4.3)
 # Worst round trip at 921600 baud, answers going ahead of queued audio: an L16 frame already
 # on the wire each way (3.7 ms each) + the 5 ms answer deadline = 13 ms (USB: +1 ms each way).
 RETRANSMIT_S = 0.030
-MAX_SENDS = 4  # the first send and 3 retransmits (~120 ms), then the link is down
+# A reliable message unanswered this long (about 33 sends) means the link is down. Not a
+# count of 4 sends: under 1 % byte corruption a 16-byte command or its answer is lost one time
+# in four, and go-back-N makes one loss cost every later message in the window a round, so 4
+# sends brought working links down within a few dozen commands (tests/firmware_bridge/
+# test_reliable.py); a dead peer is found by the heartbeat watchdog in the same 1 s anyway.
+ANSWER_TIMEOUT_S = 1.0
 RELIABLE_WINDOW = 8  # unanswered reliable messages per direction; the receiver remembers 8
 STATS_INTERVAL_S = 5.0
 LOG_MAX_PER_S = 10
@@ -390,3 +396,22 @@ def l16_payload(pcm: NDArray[np.int16]) -> bytes:
 def l16_samples(payload: bytes) -> NDArray[np.int16]:
     """The int16 samples of an L16 AUDIO payload (a new array, owned by the caller)."""
     return (np.frombuffer(payload, "<u2") ^ np.uint16(L16_XOR)).view("<i2").astype(np.int16)
+
+
+def audio_payload(codec: Codec, pcm: NDArray[np.int16]) -> bytes:
+    """The AUDIO payload of one frame (FRAME_SAMPLES int16) in `codec`."""
+    if codec is Codec.L16:
+        return l16_payload(pcm)
+    if pcm.dtype != np.int16 or pcm.shape != (FRAME_SAMPLES,):
+        raise ProtocolError(
+            f"AUDIO wants {FRAME_SAMPLES} int16 samples, got {pcm.dtype} {pcm.shape}"
+        )
+    return (ulaw_encode(pcm) if codec is Codec.ULAW else alaw_encode(pcm)).tobytes()
+
+
+def audio_samples(codec: Codec, payload: bytes) -> NDArray[np.int16]:
+    """The int16 samples of an AUDIO payload in `codec` (a new array, owned by the caller)."""
+    if codec is Codec.L16:
+        return l16_samples(payload)
+    codes = np.frombuffer(payload, np.uint8)
+    return ulaw_decode(codes) if codec is Codec.ULAW else alaw_decode(codes)

@@ -361,11 +361,43 @@ def _audio(wire: Any) -> Audio:
     return Audio(port, seq, timestamp, _CODEC_BY_CODE[code], payload)
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedReliable:
+    """A reliable frame (good CRC and major, type 0x20-0x5F) whose body is bad but whose
+    `seq` could be read: spec §6.2 answers it with NAK(seq, `reason`) like a new message
+    (UNKNOWN_TYPE for an unknown type code, BAD_ARGUMENT otherwise). `text` says what was
+    wrong."""
+
+    type_code: int
+    seq: int
+    reason: m.NakReason
+    text: str
+
+
+def _refused(frame: bytes, exc: FrameRejected) -> RefusedReliable | None:
+    """The `RefusedReliable` of a malformed frame whose seq is readable, else None."""
+    if exc.counter != "malformed":
+        return None
+    try:
+        code, body = unseal(frame)
+        wire = msgpack.unpackb(body, use_list=False, raw=False, strict_map_key=True)
+    except (FrameRejected, *_UNPACK_ERRORS):
+        return None
+    if not m.is_reliable_type(code) or type(wire) is not tuple or not wire:
+        return None
+    seq = wire[0]
+    if type(seq) is not int or not 0 <= seq <= 0xFFFF:
+        return None
+    reason = m.NakReason.BAD_ARGUMENT if code in _BY_CODE else m.NakReason.UNKNOWN_TYPE
+    return RefusedReliable(code, seq, reason, str(exc))
+
+
 class FrameDecoder(Deframer):
     """Turns the received byte stream into messages. Never raises on wire garbage: a bad frame
     is dropped and counted under one of `cobs_errors`, `crc_errors`, `oversize`, `bad_version`,
     `malformed` (its bytes under `bytes_discarded`), and decoding resumes after the next 0x00.
-    `last_bad_version` is the major of the last frame from a peer of another version."""
+    `last_bad_version` is the major of the last frame from a peer of another version.
+    `feed_all` also hands back, in order, the malformed reliable frames to NAK."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -378,13 +410,21 @@ class FrameDecoder(Deframer):
 
     def feed(self, data: bytes) -> list[Message]:
         """The messages `data` completes (any chunk size), in order."""
-        messages: list[Message] = []
+        return [msg for msg in self.feed_all(data) if not isinstance(msg, RefusedReliable)]
+
+    def feed_all(self, data: bytes) -> list[Message | RefusedReliable]:
+        """As `feed`, with a `RefusedReliable` in its place for each malformed reliable frame
+        whose seq is readable (still counted as `malformed`)."""
+        messages: list[Message | RefusedReliable] = []
         for frame in self.split(data):
             try:
                 messages.append(decode_frame(frame))
             except FrameRejected as exc:
                 self._count(exc)
                 self.bytes_discarded += len(frame)
+                refused = _refused(frame, exc)
+                if refused is not None:
+                    messages.append(refused)
             else:
                 self.frames_ok += 1
         return messages
