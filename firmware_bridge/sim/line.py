@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from dsp.callerid import CallerId, CallerIdDecoder, CallerIdError, Standard, encode
 from dsp.dtmf import DtmfDetector
+from dsp.dtmf import generate as dtmf_generate
 from dsp.tone_plans import TonePlan
 from dsp.tones import ToneGenerator
 from firmware_bridge.errors import CommandFailed
@@ -404,3 +405,15 @@ class LineModel(LineCore):
         if self._state is LineState.CONNECTED:
             self._loop_open_until = self._now + samples(ms)
             self._at(self._loop_open_until, lambda _: self._emit(HookFlashed(self.port, ms)))
+
+
+def warm_line_kernels() -> None:
+    """Compile (or load from numba's cache) every kernel a `LineModel` runs, so a simulator
+    that serves a real-time link never stalls its event loop compiling mid-call."""
+    fxo, fxs = LineModel(PortKind.FXO, noise_dbm0=-60.0), LineModel(PortKind.FXS)
+    fxo.host_off_hook()  # dial tone, and DTMF decoding of what the host sends
+    tone = dtmf_generate("5", 20.0, 0.0)[:160]
+    fxs.host_ring((20, 20))  # on-hook: the phone's caller ID decoder listens
+    for _ in range(3):
+        fxo.step(tone)
+        fxs.step(tone)

@@ -123,6 +123,16 @@ class LineCore:
         return self._echo.path
 
     @property
+    def volts(self) -> float:
+        """FXO: the line's DC voltage now (48 V idle, 8 V off-hook, 0 V dead); FXS: 0."""
+        return self._volts or 0.0
+
+    @property
+    def off_hook(self) -> bool:
+        """The loop is closed: by the box (FXO) or by the phone (FXS)."""
+        return self._off_hook()
+
+    @property
     def script_empty(self) -> bool:
         """True when every scripted item has played or run."""
         return not self._script
