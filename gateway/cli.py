@@ -26,6 +26,9 @@ def _build_parser() -> argparse.ArgumentParser:
     dsp.add_argument(
         "--quick", action="store_true", help="fewer repetitions and a smaller battery (for tests)"
     )
+    link = suites.add_parser("link", help="the adapter link over a pty: frames/s, ports, CPU")
+    link.add_argument("--json", action="store_true", help="print one JSON object instead")
+    link.add_argument("--quick", action="store_true", help="shorter runs, fewer ports")
     return parser
 
 
@@ -38,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.demo import run_demo
 
             return run_demo(json_output=args.json)
+        case "bench" if args.suite == "link":
+            from gateway.bench.link import run_bench_link
+
+            return run_bench_link(json_output=args.json, quick=args.quick)
         case "bench":
             from gateway.bench.dsp import run_bench_dsp
 

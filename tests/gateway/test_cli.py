@@ -64,3 +64,20 @@ def test_demo_says_the_full_call_comes_later_and_runs_the_dsp_bench() -> None:
     assert "not built yet" in done.stdout
     assert "G.711 against audioop" in done.stdout
     assert "Detectors against Debian's spandsp" in done.stdout
+
+
+def test_bench_link_json_measures_throughput_cpu_and_ports_at_921600_in_one_run() -> None:
+    done = run("bench", "link", "--quick", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    runs = report["throughput"] + [report["cpu"]] + report["baud_921600"]
+    # every run moved audio both ways over the pty, through a simulator in its own process
+    assert all(r["frames_in_per_s"] > 0 and r["frames_out_per_s"] > 0 for r in runs)
+    assert all(r["cpu_pct"] > 0 for r in runs)
+    assert {r["codec"] for r in report["baud_921600"]} == {"ulaw", "l16"}
+    assert set(report["ports_at_921600"]) == {"ulaw", "l16"}
+    rule = report["design_rule_921600"]
+    # spec §10: 181-byte G.711 frames and 343-byte L16 frames at their largest
+    assert (rule["ulaw"]["frame_bytes"], rule["ulaw"]["ports"]) == (181, 5)
+    assert (rule["l16"]["frame_bytes"], rule["l16"]["ports"]) == (343, 2)
+    assert report["cpu_pct_per_port"] == report["cpu"]["cpu_pct_per_port"]
