@@ -54,12 +54,11 @@ from firmware_bridge.port import (
     PortLost,
     PortReady,
 )
+from firmware_bridge.port_base import PortChannels
 from firmware_bridge.protocol import encode
 
 log = logging.getLogger(__name__)
 
-EVENTS_BUFFER = 64  # line events are rare; a burst after a reconnect fits many times over
-FRAMES_BUFFER = 16  # 320 ms: the call's uplink takes each frame at once; a stalled one drops
 # A gap of up to this many frames is concealed (dsp.plc fades to silence at 200 ms); a
 # longer one is a new stream, whose first frame is passed on as it is.
 MAX_CONCEAL_FRAMES = 10
@@ -98,23 +97,20 @@ class PortStats:
     concealed: int = 0  # frames made by dsp.plc for frames lost on the link
     restarts: int = 0  # gaps too long to conceal, and pauses: a new stream
     late: int = 0  # stale or repeated frames dropped
-    frames_dropped: int = 0  # received frames nobody took (the frames channel was full)
     tx_dropped: int = 0  # send_audio frames the link could not take (down or backed up)
     tx_displaced: int = 0  # send_audio frames dropped while caller ID or digits played
-    events_dropped: int = 0
 
 
-class AdapterPort:
+class AdapterPort(PortChannels):
     """Port `port` of the adapter on `link`, of `kind`; see the module docstring."""
 
     def __init__(self, link: LinkSide, port: int, kind: PortKind, codecs: Sequence[Codec],
                  callerid_standard: cid.Standard = "bell202") -> None:  # fmt: skip
-        self._link, self._port, self._kind = link, port, kind
+        super().__init__(link.device, port, kind)
+        self._link = link
         self.codecs = tuple(codecs)
         self.codec = self.codecs[0]  # what we send; the device names its own in each frame
         self.callerid_standard: cid.Standard = callerid_standard
-        self._events_send, self._events_recv = trio.open_memory_channel[LineEvent](EVENTS_BUFFER)
-        self._frames_send, self._frames_recv = trio.open_memory_channel[AudioFrame](FRAMES_BUFFER)
         self._ready = False
         self._early: list[LineEvent] = []  # events before PortReady (state after bring-up)
         self._plc = Concealer(FRAME_SAMPLES)
@@ -128,23 +124,7 @@ class AdapterPort:
         self.off_hook_state = False  # FXO: what we last had acknowledged
         self.stats = PortStats()
 
-    # --- LinePort ---------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def kind(self) -> PortKind:
-        return self._kind
-
-    @property
-    def events(self) -> trio.MemoryReceiveChannel[LineEvent]:
-        return self._events_recv
-
-    @property
-    def frames(self) -> trio.MemoryReceiveChannel[AudioFrame]:
-        return self._frames_recv
+    # --- LinePort (port, kind, events, frames: PortChannels) --------------------------------
 
     def send_audio(self, pcm: NDArray[np.int16]) -> None:
         """Queue one 20 ms frame (160 int16) for the line; dropped and counted when the link is
@@ -250,7 +230,9 @@ class AdapterPort:
                 self._conceal(gap)
         self._rx_seq, self._rx_ts = msg.seq, msg.timestamp
         played = self._plc.good(pcm)
-        self._deliver(msg.seq, msg.timestamp, played if self._delayed else pcm, False)
+        self._deliver(
+            AudioFrame(self._port, msg.seq, msg.timestamp, played if self._delayed else pcm)
+        )
 
     def on_event(self, event: LineEvent) -> None:
         """A line event for this port arrived (held back until the port is ready)."""
@@ -282,8 +264,7 @@ class AdapterPort:
 
     def close(self) -> None:
         """The link actor is ending: the receive channels see end of stream."""
-        self._events_send.close()
-        self._frames_send.close()
+        self._close_channels()
 
     # --- inside -----------------------------------------------------------------------------
 
@@ -337,26 +318,13 @@ class AdapterPort:
         for k in range(1, missing + 1):
             self.stats.concealed += 1
             seq, ts = (self._rx_seq + k) % SEQ_MOD, (self._rx_ts + k * FRAME_SAMPLES) % TS_MOD
-            self._deliver(seq, ts, self._plc.lost(), True)
+            self._deliver(AudioFrame(self._port, seq, ts, self._plc.lost(), concealed=True))
 
     def _restart_stream(self) -> None:
         if self._rx_seq is not None:
             self.stats.restarts += 1
         self._plc.reset()
         self._delayed = False
-
-    def _deliver(self, seq: int, ts: int, pcm: NDArray[np.int16], concealed: bool) -> None:
-        try:
-            self._frames_send.send_nowait(AudioFrame(self._port, seq, ts, pcm, concealed))
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            self.stats.frames_dropped += 1
-
-    def _emit(self, event: LineEvent) -> None:
-        try:
-            self._events_send.send_nowait(event)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            self.stats.events_dropped += 1
-            log.warning("port %d: event %r dropped: nobody reads events", self._port, event)
 
 
 def warm_port_kernels() -> None:

@@ -23,6 +23,20 @@ class LinkBroken(BridgeError):
         self.reason = reason
 
 
+def broken_reason(group: BaseExceptionGroup[LinkBroken]) -> str:
+    """The reason of the first `LinkBroken` in a nursery's exception group."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first.reason if isinstance(first, LinkBroken) else repr(first)
+
+
+async def raise_broken(device: str, reason: str) -> None:
+    """Raise `LinkBroken`: started in a connection's nursery, it tears the connection down
+    from code that is not inside it (a command's task, a reader's callback)."""
+    raise LinkBroken(device, reason)
+
+
 class CommandFailed(BridgeError):
     """A command was refused by the device or not acknowledged after every retry."""
 

@@ -26,7 +26,13 @@ import trio
 from dsp.callerid import Standard
 from firmware_bridge import messages as m
 from firmware_bridge.adapter_port import AdapterPort, warm_port_kernels
-from firmware_bridge.errors import CommandFailed, LinkBroken, PortUnsupported
+from firmware_bridge.errors import (
+    CommandFailed,
+    LinkBroken,
+    PortUnsupported,
+    broken_reason,
+    raise_broken,
+)
 from firmware_bridge.framing import MAX_FRAME_BYTES, PROTOCOL_MAJOR
 from firmware_bridge.outbox import Outbox
 from firmware_bridge.port import Codec
@@ -161,7 +167,7 @@ class AdapterLink:
                         self.stats.opens += 1
                         await self._connection(ser, task_status)
                 except* LinkBroken as group:
-                    self._down(_first_reason(group))
+                    self._down(broken_reason(group))
                 delay = RECONNECT_MIN_S if self.stats.links > was_linked else min(
                     delay * 2, RECONNECT_MAX_S)  # fmt: skip
                 await trio.sleep(delay)
@@ -373,7 +379,7 @@ class AdapterLink:
                         (stats.crc_errors - old.crc_errors) % (1 << 32))  # fmt: skip
 
     def _fail(self, reason: str) -> None:
-        self.spawn(lambda: _raise_broken(self.device, reason))
+        self.spawn(lambda: raise_broken(self.device, reason))
 
     def _count_decoder(self) -> None:
         d, bad = self._decoder, self.stats.frames_bad
@@ -389,14 +395,3 @@ _LOG_LEVELS = {
     m.LogLevel.WARNING: logging.WARNING,
     m.LogLevel.ERROR: logging.ERROR,
 }
-
-
-async def _raise_broken(device: str, reason: str) -> None:
-    raise LinkBroken(device, reason)
-
-
-def _first_reason(group: BaseExceptionGroup[LinkBroken]) -> str:
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first.reason if isinstance(first, LinkBroken) else repr(first)

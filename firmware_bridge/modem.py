@@ -55,7 +55,13 @@ from dsp.callerid import CallerId
 from dsp.dtmf import generate as dtmf_generate
 from dsp.frame import FRAME_S, FRAME_SAMPLES, as_int16
 from firmware_bridge.dle import DleEvent, dle_shield
-from firmware_bridge.errors import CommandFailed, LinkBroken, PortUnsupported
+from firmware_bridge.errors import (
+    CommandFailed,
+    LinkBroken,
+    PortUnsupported,
+    broken_reason,
+    raise_broken,
+)
 from firmware_bridge.modem_at import AtChannel, drop_dtr
 from firmware_bridge.modem_events import DTMF_DIGITS
 from firmware_bridge.modem_identity import ModemIdentity, ask, ask_ok, probe
@@ -63,13 +69,12 @@ from firmware_bridge.modem_ring import RingReporter
 from firmware_bridge.modem_stream import G711, CallStream, RxFramer, TxFrame
 from firmware_bridge.port import (
     US_RING_CADENCE_MS,
-    AudioFrame,
     Codec,
-    LineEvent,
     PortKind,
     PortLost,
     PortReady,
 )
+from firmware_bridge.port_base import PortChannels
 from firmware_bridge.serial_io import open_serial
 
 log = logging.getLogger(__name__)
@@ -78,8 +83,6 @@ BAUD_RATE = 115200  # ignored by CDC-ACM and ptys; a UART modem needs >= 80 kbit
 RECONNECT_MIN_S = 0.2  # first retry: a replugged USB modem re-enumerates in about a second
 RECONNECT_MAX_S = 10.0  # an unplugged modem is polled this often at worst
 IDLE_PROBE_S = 30.0  # note §4: an idle modem must answer AT this often, else reconnect
-EVENTS_BUFFER = 64  # line events are rare: a DTMF burst or a ring with caller ID fits
-FRAMES_BUFFER = 16  # 320 ms: the call's uplink takes each frame; a slower one loses frames
 TX_QUEUE_FRAMES = 10  # 200 ms: playout paces one frame per 20 ms; deeper only adds latency
 DIAL_ON_MS, DIAL_OFF_MS = 100.0, 100.0  # Q.23: >= 40 ms each; 100/100 is what phones send
 DIAL_LEVEL_DBM0 = -8.0  # per tone, low group; GR-506 asks -8 dBm0 nominal at the line
@@ -92,7 +95,6 @@ class ModemStats:
     """Counters over the modem's life (per-call ones are added when a call ends)."""
 
     tx_dropped: int = 0  # send_audio frames dropped: queue full or no call
-    events_dropped: int = 0
     stray_audio_bytes: int = 0  # stream bytes with no call to take them (a resync)
     stray_events: int = 0
     frames_dropped: int = 0
@@ -101,16 +103,14 @@ class ModemStats:
     calls: int = 0
 
 
-class VoiceModem:
+class VoiceModem(PortChannels):
     """The voice modem on `device` as FXO port `port` (module doc). Construction does no I/O;
     `run` retries an absent device forever and calls `started()` once the modem first answered
     the identify sequence; it raises `PortUnsupported` for a modem without voice."""
 
     def __init__(self, device: str, *, port: int = 0, baudrate: int = BAUD_RATE) -> None:
-        self.device, self.baudrate = device, baudrate
-        self._port = port
-        self._events_send, self._events_recv = trio.open_memory_channel[LineEvent](EVENTS_BUFFER)
-        self._frames_send, self._frames_recv = trio.open_memory_channel[AudioFrame](FRAMES_BUFFER)
+        super().__init__(device, port, PortKind.FXO)
+        self.baudrate = baudrate
         self._tx_send, self._tx_recv = trio.open_memory_channel[TxFrame](TX_QUEUE_FRAMES)
         self._lock = trio.Lock()  # one command sequence at a time
         self._chan: AtChannel | None = None
@@ -125,23 +125,7 @@ class VoiceModem:
         self.full_duplex: bool | None = None  # None until +VTR was tried off-hook
         self.stats = ModemStats()
 
-    # --- LinePort ----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def kind(self) -> PortKind:
-        return PortKind.FXO
-
-    @property
-    def events(self) -> trio.MemoryReceiveChannel[LineEvent]:
-        return self._events_recv
-
-    @property
-    def frames(self) -> trio.MemoryReceiveChannel[AudioFrame]:
-        return self._frames_recv
+    # --- LinePort (port, kind, events, frames: PortChannels) ---------------------------------
 
     def send_audio(self, pcm: NDArray[np.int16]) -> None:
         """Queue 160 int16 samples for the line; dropped (counted) outside a call or when
@@ -236,7 +220,7 @@ class VoiceModem:
                         self._serial = stream.serial
                         await self._serve(AtChannel(stream, self.device, self), task_status)
                 except* LinkBroken as group:
-                    self._lost(_first_reason(group), delay)
+                    self._lost(broken_reason(group), delay)
                 finally:
                     self._serial = None
                 delay = RECONNECT_MIN_S if self._was_ready else min(delay * 2, RECONNECT_MAX_S)
@@ -276,7 +260,7 @@ class VoiceModem:
     def _fail_connection(self, reason: str) -> None:
         """Restart the connection from a command's task (PortLost, reopen, re-identify)."""
         if self._nursery is not None:
-            self._nursery.start_soon(_raise_broken, self.device, reason)
+            self._nursery.start_soon(raise_broken, self.device, reason)
 
     @asynccontextmanager
     async def _commanding(self, name: str) -> AsyncIterator[AtChannel]:
@@ -361,13 +345,6 @@ class VoiceModem:
         else:
             self.stats.stray_events += 1
 
-    def _emit(self, event: LineEvent) -> None:
-        try:
-            self._events_send.send_nowait(event)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            self.stats.events_dropped += 1
-            log.warning("modem %s: event %r dropped: nobody reads events", self.device, event)
-
 
 async def _probe(chan: AtChannel, port: int, *, known: bool) -> ModemIdentity:
     """`probe`, where a refused set-up command means a confused modem: reconnect and retry.
@@ -381,14 +358,3 @@ async def _probe(chan: AtChannel, port: int, *, known: bool) -> ModemIdentity:
         raise LinkBroken(chan.device, f"identify failed: {exc}") from exc
     except CommandFailed as exc:
         raise LinkBroken(chan.device, f"identify failed: {exc}") from exc
-
-
-async def _raise_broken(device: str, reason: str) -> None:
-    raise LinkBroken(device, reason)
-
-
-def _first_reason(group: BaseExceptionGroup[LinkBroken]) -> str:
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first.reason if isinstance(first, LinkBroken) else repr(first)

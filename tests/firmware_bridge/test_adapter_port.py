@@ -181,7 +181,7 @@ async def test_a_consumer_that_stalls_loses_frames_not_the_link() -> None:
         for i, pcm in enumerate(sine_frames(40)):
             port.on_audio(audio(i, pcm))
         assert len(drain(port)) == 16
-        assert port.stats.frames_dropped == 24
+        assert port.frames_dropped == 24
 
 
 # --- sent audio ------------------------------------------------------------------------------
