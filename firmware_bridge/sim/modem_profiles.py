@@ -20,6 +20,7 @@ Sources are in /work/shared/research/voice-modem.md and `docs/voice-modem.md`:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -121,24 +122,15 @@ CX93001 = ModemProfile(
     vendor_commands=True,
 )
 
-CX93010 = ModemProfile(
+# The CX93010 differs from the CX93001 in its identity and in answering the "=?" test forms
+# of action commands.
+CX93010 = dataclasses.replace(
+    CX93001,
     name="cx93010",
-    ati0="56000",
     ati3="CX93010-2x UCMxx V2.10",
-    manufacturer="CONEXANT",
     model="CX93010",
     revision="V2.10",
-    formats=_CONEXANT_FORMATS,
-    default_format=1,
-    vls_test=_CONEXANT_VLS,
-    full_duplex=True,
-    cid_separator=" = ",
-    dtmf_framing=True,
-    forgets_vcid_after_call=True,
-    vsd_applied=False,
-    vgr_max=0,
     action_test_forms=True,
-    vendor_commands=True,
 )
 
 USR5637 = ModemProfile(
