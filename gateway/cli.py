@@ -29,6 +29,14 @@ def _build_parser() -> argparse.ArgumentParser:
     link = suites.add_parser("link", help="the adapter link over a pty: frames/s, ports, CPU")
     link.add_argument("--json", action="store_true", help="print one JSON object instead")
     link.add_argument("--quick", action="store_true", help="shorter runs, fewer ports")
+    echo = suites.add_parser(
+        "echo", help="echo cancellers on the G.168-style battery: tipring, speexdsp, spandsp"
+    )
+    echo.add_argument("--json", action="store_true", help="print one JSON object instead")
+    echo.add_argument("--quick", action="store_true", help="a smaller battery (for tests)")
+    vad = suites.add_parser("vad", help="the barge-in VAD: onset delay, false triggers, cost")
+    vad.add_argument("--json", action="store_true", help="print one JSON object instead")
+    vad.add_argument("--quick", action="store_true", help="a smaller battery (for tests)")
     return parser
 
 
@@ -41,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.demo import run_demo
 
             return run_demo(json_output=args.json)
+        case "bench" if args.suite == "echo":
+            from gateway.bench.echo import run_bench_echo
+
+            return run_bench_echo(json_output=args.json, quick=args.quick)
+        case "bench" if args.suite == "vad":
+            from gateway.bench.vad import run_bench_vad
+
+            return run_bench_vad(json_output=args.json, quick=args.quick)
         case "bench" if args.suite == "link":
             from gateway.bench.link import run_bench_link
 
