@@ -233,10 +233,21 @@ def far_speech(seconds: float, level_dbm0: float = FAR_DBM0) -> NDArray[np.int16
     return _frames_len(np.resize(clips, n))
 
 
+def telephone_band(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`x` through a 300-3400 Hz band-pass (linear phase, 255 taps, Hamming): the caller as
+    the PSTN delivers them (G.712 channel). The shipped clips have energy down to a male
+    voice's 100 Hz pitch, which no line carries; without the band limit a canceller's own
+    DC/high-pass filter (G.168 expects one) would count as damage to the caller."""
+    n = np.arange(255) - 127
+    lo, hi = 300.0 / RATE_HZ, 3400.0 / RATE_HZ
+    taps = (2 * hi * np.sinc(2 * hi * n) - 2 * lo * np.sinc(2 * lo * n)) * np.hamming(255)
+    return np.convolve(x, taps, mode="same")
+
+
 def near_speech(seconds: float, level_dbm0: float = NEAR_DBM0) -> NDArray[np.float64]:
-    """The caller: one voice, looped, at `level_dbm0`."""
-    clip = scale_to_dbm0(speech("en_us_male"), level_dbm0).astype(np.float64)
-    return np.resize(clip, round(seconds * RATE_HZ))
+    """The caller: one voice, looped, band-limited as a line delivers it, at `level_dbm0`."""
+    clip = telephone_band(speech("en_us_male").astype(np.float64))
+    return np.resize(scale_to_dbm0(clip, level_dbm0).astype(np.float64), round(seconds * RATE_HZ))
 
 
 def css(seconds: float, level_dbm0: float = FAR_DBM0, seed: int = 3) -> NDArray[np.int16]:
