@@ -437,7 +437,21 @@ def _nlp_checks() -> list[Check]:
     ]  # fmt: skip
 
 
-CHECKS: list[Check] = _erle_checks() + _convergence_checks() + _robustness_checks() + _nlp_checks()
+def _added_checks() -> list[Check]:
+    """Added with dsp.echo (issue #4): the longest bulk delay the canceller is built for, and
+    a G.168 model with its precursor behind it."""
+    return [
+        Check("ERLE, speech, bulk delay 200 ms + model 5 (128 ms tail)", lambda: _scenario(
+            "bulk 200", far_speech(SPEECH_S), [(0.0, EchoPath.g168(5, 200.0, 10.0))]),
+            _steady, 34.0, "dB", True),
+        Check("ERLE, speech, mu-law, G.168 model 6, ERL 10 dB, 90 ms delay", functools.partial(
+            _speech_erle, 6, 10.0, 90.0, "ulaw"), _steady, 34.0, "dB", True),
+    ]  # fmt: skip
+
+
+CHECKS: list[Check] = (
+    _erle_checks() + _convergence_checks() + _robustness_checks() + _nlp_checks() + _added_checks()
+)
 # Reported beside the checks: how close the mu-law line lets any canceller get.
 CEILING_SCENARIO = ("ERLE ceiling of a mu-law line (echo / codec noise), model 1, ERL 10 dB",
                     lambda: _speech_erle(1, 10.0, 5.0, "ulaw"))  # fmt: skip
