@@ -36,7 +36,7 @@ from dsp.echo_control import (
 )  # fmt: skip
 from dsp.echo_fft import fft_tables
 from dsp.echo_floor import codec_noise_table
-from dsp.echo_frame import FRAME_ROWS, POWERS, _echo_frame_kernel
+from dsp.echo_frame import FRAME_ROWS, P_ECHO, POWERS, _echo_frame_kernel
 from dsp.echo_mdf import (
     BIN_ROWS,
     BINS,
@@ -52,6 +52,7 @@ from dsp.echo_mdf import (
 from dsp.echo_nlp import nlp_state
 from dsp.errors import DspInputError
 from dsp.frame import FRAME_SAMPLES, RATE_HZ, as_int16, check_rate
+from dsp.levels import rms_to_dbm0
 
 MIN_TAIL_MS = 16
 MAX_TAIL_MS = 256
@@ -91,7 +92,9 @@ class EchoCanceller:
     int16 array of 160. `tail_ms` (16-256, rounded up to 4 ms) is the echo's dispersion the
     filter covers after a bulk delay of up to `MAX_BULK_DELAY_MS`, found on its own.
     `nlp=False` gives the linear stage alone (no residual suppression, no comfort noise).
-    `stats` describes the state after the last frame; `reset()` forgets the call."""
+    `stats` describes the state after the last frame; `reset()` forgets the call.
+    `echo_dbm0` and `residual_echo_dbm0` are the last frame's echo estimate and what of it
+    the linear stage left (for the VAD's echo guard)."""
 
     def __init__(self, sample_rate: int = RATE_HZ, tail_ms: float = 128, nlp: bool = True) -> None:
         self.sample_rate = check_rate(sample_rate, "EchoCanceller")
@@ -182,3 +185,25 @@ class EchoCanceller:
             window_ms=1000.0 * int(i[DELAY]) / RATE_HZ,
             step=float(f[MU_NOW]),
         )
+
+    @property
+    def echo_dbm0(self) -> float:
+        """The level of the echo the filter predicted in the last frame (dBm0; -inf: none)."""
+        power = float(self._pw[P_ECHO])
+        return rms_to_dbm0(math.sqrt(power)) if power > 0.0 else -math.inf
+
+    @property
+    def residual_echo_dbm0(self) -> float | None:
+        """The echo the linear stage left in the last frame (dBm0), or None before the
+        canceller has converged (its echo estimate still misses most of the echo).
+
+        The frame's predicted echo less the reported ERLE (which counts the echo's codec
+        noise as residual): a level, not a waveform, and it misses the tail of a loud frame
+        before; `dsp.vad` holds it under a falling envelope. Measured against the true
+        residual on the agent-only battery (tests/bench/vad_battery_agent.py)."""
+        if not self._ist[CONVERGED]:
+            return None
+        num, den = self._fst[REPORT_NUM], self._fst[REPORT_DEN]
+        if num <= 0.0:
+            return None
+        return self.echo_dbm0 - _erle_db(num, den)

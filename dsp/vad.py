@@ -1,12 +1,21 @@
 """Caller speech detection on the echo-cancelled uplink, for local barge-in: `Vad`.
 
-`gateway.call` feeds every 20 ms uplink frame after the echo canceller (and the frame we
-played, `far`, the canceller's reference) to `Vad.process`; when `.speaking` turns True the
-call pauses the agent's playout, and the cloud's own VAD confirms or not. The budget is
-50 ms from speech onset at the line to a paused playout, so the decision must come from the
-frame the speech starts in, or the next one.
+`gateway.call` feeds every 20 ms uplink frame after the echo canceller to `Vad.process`,
+with the frame we played (`far`, the canceller's reference) and the canceller's estimate of
+the residual echo left in that frame (`residual_echo_dbm0`, from
+`dsp.echo.EchoCanceller.residual_echo_dbm0`); when `.speaking` turns True the call pauses
+the agent's playout, and the cloud's own VAD confirms or not. The budget is 50 ms from
+speech onset at the line to a paused playout, so the decision must come from the frame the
+speech starts in, or the next one.
 
-Design (`dsp.vad_features` computes the per-frame features):
+Which output: the canceller's linear stage (its output with the NLP off, or the frame it
+hands its NLP), not what the NLP returns. The NLP replaces everything within 6 dB of its
+expected residual with comfort noise while the far end talks, a caller's soft onset
+included, and lets the residual through in bursts when it errs; measured on the barge-in
+battery (`tests/bench/vad_battery_agent.py`), the NLP's output gives the detector either
+many misses (with the echo guard) or ~6 false triggers a minute (without).
+
+Design (`dsp.vad_features` computes the per-frame features, `dsp.vad_echo` the echo guard):
 - *Noise floor* by minimum statistics over 1.28 s, per band and for the frame: a rise over
   it is new sound; stationary noise of any colour, hum (high-passed away first) and a tone
   lasting over 1.3 s (dial tone) are not.
@@ -14,40 +23,37 @@ Design (`dsp.vad_features` computes the per-frame features):
   a word starting 5 ms before the frame ends already counts at full strength (the SNR then
   loses half the dB of the part's shortness, against noise bursts) and a tone that starts
   mid-frame is seen without the step that would splatter it over the band.
-- *SNR* of the active part over the noise floor plus the residual echo the far end can
-  explain (below).
+- *SNR* of the active part over the noise floor plus the residual echo allowed for: the
+  canceller's estimate held by a short envelope, or without it the far end's loudest power
+  times a learned coupling (`dsp.vad_echo`). Residual echo is the agent's speech, so no
+  feature of the uplink alone tells it from a quiet caller (measured: with neither, the
+  stand-in residual triggers ~55 times a minute).
 - *Tonality guard*: call-progress tones, DTMF and hum are one or two sinusoids; speech has
   harmonics and formants all over the band. What the spectrum holds besides its two
   strongest mainlobes separates them (`dsp.vad_features`). Some voiced frames of the
   shipped clips look as pure as a tone for 2-4 frames; they are let through once their level
-  rises (`RISE_DB` in a frame: a tone's level does not move once it is on), and a frame
-  whose active part is shorter than `MIN_SEGMENT_SAMPLES` (a click, or a tone's first
-  samples: too short to judge) waits for the next frame's judgement. After a pure frame,
-  the next needs a level change of `CONTINUE_DB` (SIT tones change frequency without a gap).
-- *Echo guard*: a canceller leaves the agent's voice ~30+ dB down, and it is speech, so no
-  feature of the uplink alone tells it from a quiet caller (measured: without `far`, the
-  stand-in residual triggers ~55 times a minute). With `far`, the echo allowed for is the
-  far end's loudest frame power over `echo_span_ms`, times a coupling, plus
-  `echo_margin_db`. The coupling starts at 0 dB (the canceller has not converged), falls by
-  `ECHO_SETTLE_DB` per frame of far speech to `-echo_loss_db`, and is raised to what the
-  uplink holds over the floor in frames with far speech and no caller, decaying from there by
-  `ECHO_DECAY_DB` a frame. Those frames count `COMMIT_FRAMES` late and not at all if speech
-  is declared before: a caller's first soft frames must not teach the guard to ignore them.
+  rises (`RISE_DB` in a frame: a tone's level does not move once it is on) over the last
+  frame if it was active, or, while the canceller reports the agent's echo, over what the
+  last frame's floor and echo explained (a vowel starting under the agent). A frame whose
+  active part is shorter than `MIN_SEGMENT_SAMPLES` (a click, or a tone's first samples:
+  too short to judge) waits for the next frame's judgement. After a pure frame, the next
+  needs a level change of `CONTINUE_DB` (SIT tones change frequency without a gap).
 - *Probability*: a soft AND of logistic scores, p = s(SNR) x max(s(tonality), s(rise)):
   1/(1 + exp(-slope (x - threshold))) for each, with thresholds from `VadConfig`; 0 under
   `min_level_dbm0`. It is a score in [0, 1], not a calibrated probability.
 - *Decision*: on in the first frame with p >= `on_probability` (and a long enough active
   part), off after `hangover_ms` of p < `off_probability`.
 
-Measured on `tests/bench/vad_battery.py` (`tipring bench vad`: the 38 utterance starts of
-the six shipped clips, each over five line noises, through mu-law; `tests/dsp/test_vad.py`
-holds the bounds): onset to `.speaking` at -40..-15 dBm0 with the noise >= 20 dB under the
-caller, median 8-18 ms, p95 <= 29.8 ms, no misses; at -40 dBm0 over -50 dBm0 white noise,
-p95 49 ms and 1 miss in 38. No false trigger in 13.7 min of stand-in residual echo (24
-G.168 paths), with or without comfort noise, nor on line noise, hum, US/UK/DE call-progress
-tones (SIT included) or DTMF at -10..-40 dBm0; music-like audio triggers ~25 times a minute.
-Barge-in while the agent talks is weaker: the guard must allow for the agent's loudest
-syllables, so a caller 15 dB under the agent is often heard late or not at all.
+Measured on the battery (`tests/bench/vad_battery*.py`, `tipring bench vad`;
+`tests/dsp/test_vad.py` holds the bounds). Caller alone: the 38 utterance starts of the six
+shipped clips, each over five line noises, through mu-law: onset to `.speaking` at
+-40..-15 dBm0 with the noise >= 20 dB under the caller, median 8-18 ms, p95 <= 29.8 ms, no
+misses; at -40 dBm0 over -50 dBm0 white noise, p95 49 ms and 1 miss in 38. No false
+trigger on line noise, hum, US/UK/DE call-progress tones (SIT included) or DTMF at
+-10..-40 dBm0; music-like audio triggers ~25 times a minute.
+Barge-in over the agent (-15 dBm0) through `dsp.echo.EchoCanceller`'s linear output, G.168
+models 1-8 at ERL 6/10/15 dB, given the true residual level per frame, after convergence:
+MEASURED_BARGE_IN
 """
 
 from __future__ import annotations
@@ -63,6 +69,17 @@ from dsp.errors import DspInputError
 from dsp.frame import FRAME_S, FRAME_SAMPLES, RATE_HZ, check_rate
 from dsp.hum import HIGHPASS_STATE
 from dsp.levels import dbm0_to_rms, rms_to_dbm0
+from dsp.vad_echo import (
+    COMMIT_FRAMES,
+    E_ALLOWED,
+    E_COUPLING,
+    E_RESIDUAL,
+    ECHO_SLOTS,
+    NO_ECHO_DB,
+    _allowance_kernel,
+    _learn_kernel,
+    reset_echo_state,
+)
 from dsp.vad_features import (
     BANDS,
     FFT_SIZE,
@@ -90,22 +107,22 @@ CONTINUE_DB = 3.0  # after a pure frame, the level must move this much ...
 CONTINUE_TONALITY_DB = 8.0  # ... "pure": this far under the tonality threshold
 MIN_SEGMENT_SAMPLES = 32  # shorter active parts (< 4 ms) wait for the next frame
 FLOOR_MIN_DBM0 = -75.0  # the floor is never taken lower (digital silence)
-FAR_ACTIVE_DBM0 = -50.0  # far end frames louder than this are agent speech
-ECHO_SETTLE_DB = 0.3  # per frame of far speech: 0 dB to -40 dB in 2.7 s of agent speech
-ECHO_DECAY_DB = 0.25  # per frame: a learned coupling halves in 12 frames
-COMMIT_FRAMES = 3  # an echo-only frame teaches the guard 3 frames later, if still echo-only
-NO_ECHO_DB = -300.0
-# Float state
-F_SETTLE_DB, F_PEAK_DB, F_COUPLING, F_PREV_DB, F_FAR, F_SNR, F_TONALITY, F_RISE, F_PROB = range(9)
-F_ACTIVE = 9  # samples in the last frame's active part
-_NF = 10
+# The agent talks (for the rise over what a frame's floor and echo explained) while the
+# residual echo allowed for is within 10 dB of the noise floor, or over it.
+AGENT_AUDIBLE = 0.1
+# Float state: the last frame's level (dB, its active part) and what its floor and echo
+# explained (dB, NO_ECHO_DB: the agent's echo was not audible or not reported), the last
+# frame's features, samples in its active part
+F_PREV_DB, F_EXPLAINED_DB, F_SNR, F_TONALITY, F_RISE, F_PROB, F_ACTIVE = range(7)
+_NF = 7
 # Int state: frame count, speaking, hangover frames left, onset pending, last frame active,
 # last frame pure, frame of the last onset (-1: none)
 I_FRAME, I_SPEAKING, I_HANG, I_PENDING, I_PREV_ACTIVE, I_PREV_PURE, I_ONSET = range(7)
 _NI = 7
 # Kernel parameters from VadConfig
 C_SNR, C_TONALITY, C_ON, C_OFF, C_HANG, C_MIN_POWER, C_ECHO_FLOOR_DB, C_ECHO_MARGIN = range(8)
-_FAR_ACTIVE = dbm0_to_rms(FAR_ACTIVE_DBM0) ** 2
+C_RESIDUAL_MARGIN = 8
+_NC = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +133,11 @@ class VadConfig:
     `tonality_db`: non-tonal share (dB) where the tonality score is 0.5; `on_probability`,
     `off_probability`: p to turn speaking on / keep it on; `hangover_ms`: p under
     `off_probability` this long turns it off; `min_level_dbm0`: quieter sound is never speech;
-    `echo_loss_db`: the most echo loss (echo return loss plus the canceller's) the guard ever
-    assumes; `echo_margin_db`: the guard's margin over the echo it expects; `echo_span_ms`:
-    how far back the far end's loudest frame counts (echo path delay plus dispersion)."""
+    `residual_margin_db`: the margin over the canceller's residual echo estimate (its
+    envelope); without the estimate, the far end alone: `echo_loss_db`: the most echo loss
+    (echo return loss plus the canceller's) the guard ever assumes; `echo_margin_db`: the
+    guard's margin over the echo it expects; `echo_span_ms`: how far back the far end's
+    loudest frame counts (echo path delay plus dispersion)."""
 
     snr_db: float = 6.0
     tonality_db: float = -17.0
@@ -126,6 +145,7 @@ class VadConfig:
     off_probability: float = 0.3
     hangover_ms: float = 200.0
     min_level_dbm0: float = -55.0
+    residual_margin_db: float = 0.0
     echo_loss_db: float = 40.0
     echo_margin_db: float = 6.0
     echo_span_ms: float = 200.0
@@ -135,6 +155,7 @@ class VadConfig:
             "on_probability": (1e-6, 1.0),
             "off_probability": (0.0, self.on_probability),
             "hangover_ms": (0.0, 10_000.0),
+            "residual_margin_db": (-20.0, 40.0),
             "echo_loss_db": (0.0, 100.0),
             "echo_span_ms": (FRAME_S * 1000.0, 2000.0),
         }
@@ -146,13 +167,14 @@ class VadConfig:
 
     def params(self) -> NDArray[np.float64]:
         """The kernel's parameter vector (C_* slots)."""
-        p = np.zeros(8, np.float64)
+        p = np.zeros(_NC, np.float64)
         p[C_SNR], p[C_TONALITY] = self.snr_db, self.tonality_db
         p[C_ON], p[C_OFF] = self.on_probability, self.off_probability
         p[C_HANG] = round(self.hangover_ms / (FRAME_S * 1000.0))
         p[C_MIN_POWER] = dbm0_to_rms(self.min_level_dbm0) ** 2
         p[C_ECHO_FLOOR_DB] = -self.echo_loss_db
         p[C_ECHO_MARGIN] = 10.0 ** (self.echo_margin_db / 10.0)
+        p[C_RESIDUAL_MARGIN] = 10.0 ** (self.residual_margin_db / 10.0)
         return p
 
 
@@ -168,25 +190,6 @@ def _score(x: float, threshold: float, slope: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _guard_kernel(
-    far: np.ndarray, has_far: bool, frame_no: int, far_ring: np.ndarray, fs: np.ndarray,
-    config: np.ndarray,
-) -> float:  # fmt: skip
-    """Put the far frame's power in the ring; return the echo power the guard allows for."""
-    power = 0.0
-    if has_far:
-        for n in range(FRAME_SAMPLES):
-            power += float(far[n]) * float(far[n])
-        power /= FRAME_SAMPLES
-    far_ring[frame_no % far_ring.shape[0]] = power
-    loudest = 0.0
-    for k in range(far_ring.shape[0]):
-        loudest = max(loudest, far_ring[k])
-    fs[F_FAR] = loudest
-    return float(fs[F_COUPLING] * loudest * config[C_ECHO_MARGIN])
-
-
-@njit(cache=True, nogil=True)
 def _probability_kernel(
     part_power: float, length: int, floor: float, echo: float, tonality: float, fs: np.ndarray,
     ist: np.ndarray, config: np.ndarray,
@@ -194,9 +197,13 @@ def _probability_kernel(
     """The frame's speech probability from its active part (power, length in samples), the
     noise floor, the echo allowed for and the tonality; the features go to fs."""
     snr = _db(part_power / (floor + echo)) - LENGTH_PENALTY * _db(FRAME_SAMPLES / length)
-    rise = _db(part_power) - fs[F_PREV_DB] if ist[I_PREV_ACTIVE] else 0.0
-    shape = _score(tonality, config[C_TONALITY], TONALITY_SLOPE)
+    rise = 0.0
     if ist[I_PREV_ACTIVE]:
+        rise = _db(part_power) - fs[F_PREV_DB]
+    elif fs[F_EXPLAINED_DB] > NO_ECHO_DB:  # out of the agent's echo: rise over it
+        rise = _db(part_power) - fs[F_EXPLAINED_DB]
+    shape = _score(tonality, config[C_TONALITY], TONALITY_SLOPE)
+    if ist[I_PREV_ACTIVE] or fs[F_EXPLAINED_DB] > NO_ECHO_DB:
         shape = max(shape, _score(rise, RISE_DB, RISE_SLOPE))
     if ist[I_PREV_PURE]:  # a tone going on (or changing frequency) adds no energy
         shape *= _score(abs(rise), CONTINUE_DB, RISE_SLOPE)
@@ -225,48 +232,43 @@ def _decide_kernel(prob: float, a: int, b: int, ist: np.ndarray, config: np.ndar
 
 
 @njit(cache=True, nogil=True)
-def _learn_kernel(
-    frame_power: float, floor: float, was: bool, pend: np.ndarray, fs: np.ndarray,
-    ist: np.ndarray, config: np.ndarray,
+def _remember_kernel(
+    part: float, length: int, floor: float, echo: float, tonality: float, fs: np.ndarray,
+    es: np.ndarray, ist: np.ndarray, config: np.ndarray,
 ) -> None:  # fmt: skip
-    """Update the echo coupling (see the module docstring) after the decision."""
-    loud_far = fs[F_FAR] >= _FAR_ACTIVE
-    ratio = NO_ECHO_DB
-    if loud_far and not ist[I_SPEAKING] and not was:
-        ratio = _db(max(frame_power - floor, 1e-30) / fs[F_FAR])
-    if ist[I_SPEAKING] and not was:  # an onset: the frames just before were the caller's
-        pend[:] = NO_ECHO_DB
-    slot = ist[I_FRAME] % COMMIT_FRAMES
-    fs[F_PEAK_DB] = max(fs[F_PEAK_DB] - ECHO_DECAY_DB, pend[slot])
-    pend[slot] = ratio
-    if loud_far:
-        fs[F_SETTLE_DB] = max(fs[F_SETTLE_DB] - ECHO_SETTLE_DB, config[C_ECHO_FLOOR_DB])
-    coupling = max(fs[F_SETTLE_DB], fs[F_PEAK_DB], config[C_ECHO_FLOOR_DB])
-    fs[F_COUPLING] = 10.0 ** (coupling / 10.0)
+    """What the next frame's rise and tone tests need of this one."""
+    ist[I_PREV_ACTIVE] = fs[F_SNR] >= config[C_SNR] and length >= RISE_MIN_SAMPLES
+    ist[I_PREV_PURE] = ist[I_PREV_ACTIVE] and tonality < config[C_TONALITY] - CONTINUE_TONALITY_DB
+    fs[F_PREV_DB], fs[F_ACTIVE] = _db(part), length
+    audible = es[E_RESIDUAL] >= 0.0 and echo >= AGENT_AUDIBLE * floor
+    fs[F_EXPLAINED_DB] = _db(floor + echo) if audible else NO_ECHO_DB
 
 
 @njit(cache=True, nogil=True)
 def _vad_frame_kernel(
-    frame: np.ndarray, far: np.ndarray, has_far: bool, sos: np.ndarray, rev: np.ndarray,
-    cos_t: np.ndarray, sin_t: np.ndarray, bias: np.ndarray, least: np.ndarray,
-    config: np.ndarray, hp: np.ndarray, work: np.ndarray, spec: np.ndarray, values: np.ndarray,
-    rings: np.ndarray, floors: np.ndarray, far_ring: np.ndarray, pend: np.ndarray,
-    fs: np.ndarray, ist: np.ndarray,
+    frame: np.ndarray, far: np.ndarray, has_far: bool, residual_dbm0: float, sos: np.ndarray,
+    rev: np.ndarray, cos_t: np.ndarray, sin_t: np.ndarray, bias: np.ndarray,
+    least: np.ndarray, config: np.ndarray, hp: np.ndarray, work: np.ndarray, spec: np.ndarray,
+    values: np.ndarray, rings: np.ndarray, floors: np.ndarray, far_ring: np.ndarray,
+    pend: np.ndarray, es: np.ndarray, fs: np.ndarray, ist: np.ndarray,
 ) -> float:  # fmt: skip
-    """One 20 ms frame (int16) and the far frame (used if `has_far`): update every state
-    array and return the frame's speech probability."""
+    """One 20 ms frame (int16), the far frame (used if `has_far`) and the canceller's residual
+    echo estimate (dBm0, NaN: none): update every state array and return the frame's speech
+    probability."""
     n = ist[I_FRAME]
     a, b, part = _analyse_kernel(frame, n, sos, rev, cos_t, sin_t, hp, work, spec, values, floors)
-    echo = _guard_kernel(far, has_far, n, far_ring, fs, config)
+    echo = _allowance_kernel(
+        far, has_far, residual_dbm0, n, far_ring, es, config[C_ECHO_MARGIN],
+        config[C_RESIDUAL_MARGIN],
+    )  # fmt: skip
     floor = floors[FRAME_SLOT] if n > 0 else np.inf  # no floor before the first frame
     tonality = _tonality_kernel(spec, floors, b - a)
     prob = _probability_kernel(part, b - a, floor, echo, tonality, fs, ist, config)
     was = ist[I_SPEAKING] != 0
     _decide_kernel(prob, a, b, ist, config)
-    ist[I_PREV_ACTIVE] = fs[F_SNR] >= config[C_SNR] and b - a >= RISE_MIN_SAMPLES
-    ist[I_PREV_PURE] = ist[I_PREV_ACTIVE] and tonality < config[C_TONALITY] - CONTINUE_TONALITY_DB
-    fs[F_PREV_DB], fs[F_ACTIVE] = _db(part), b - a
-    _learn_kernel(values[FRAME_SLOT], floor, was, pend, fs, ist, config)
+    _remember_kernel(part, b - a, floor, echo, tonality, fs, es, ist, config)
+    speaking = ist[I_SPEAKING] != 0
+    _learn_kernel(values[FRAME_SLOT], floor, speaking, was, n, pend, es, config[C_ECHO_FLOOR_DB])
     _floor_kernel(values, n, bias, least, rings, floors)
     ist[I_FRAME] = n + 1
     return prob
@@ -275,11 +277,14 @@ def _vad_frame_kernel(
 class Vad:
     """Frame-level caller speech detector for 8 kHz, 20 ms frames (see the module docstring).
 
-    `process(frame, far=None)` takes one uplink frame after the echo canceller (160 int16)
-    and, if given, the frame we played in the same 20 ms (the canceller's reference), and
-    returns the frame's speech probability in [0, 1]; `.speaking` is the onset / hangover
-    decision after it. Without `far` the detector assumes no echo: residual echo then
-    counts as speech. One kernel call per frame, no allocation in it.
+    `process(frame, far=None, residual_echo_dbm0=None)` takes one uplink frame after the echo
+    canceller (160 int16), if given the frame we played in the same 20 ms (the canceller's
+    reference) and the canceller's estimate of the agent's echo left in `frame` (dBm0, -inf:
+    none), and returns the frame's speech probability in [0, 1]; `.speaking` is the onset /
+    hangover decision after it. With the estimate the guard allows for that echo; with `far`
+    alone, for the far end's loudest recent power times a learned coupling (later onsets over
+    the agent); with neither it assumes no echo, and residual echo counts as speech. One
+    kernel call per frame, no allocation in it.
     """
 
     def __init__(self, sample_rate: int = RATE_HZ, config: VadConfig | None = None) -> None:
@@ -292,6 +297,7 @@ class Vad:
         self._floors = np.zeros(VALUES, np.float64)
         self._far_ring = np.zeros(span, np.float64)
         self._pend = np.zeros(COMMIT_FRAMES, np.float64)
+        self._es = np.zeros(ECHO_SLOTS, np.float64)
         self._fs = np.zeros(_NF, np.float64)
         self._is = np.zeros(_NI, np.int64)
         self._rings = np.zeros((MIN_STATS_WINDOWS + 1, VALUES), np.float64)
@@ -301,7 +307,7 @@ class Vad:
             filter_sections(), rev, cos_t, sin_t, np.array(FLOOR_BIAS, np.float64), least,
             self.config.params(), self._hp, np.zeros((WORK_ROWS, FFT_SIZE), np.float64),
             np.zeros(SPEC_BINS, np.float64), np.zeros(VALUES, np.float64), self._rings,
-            self._floors, self._far_ring, self._pend, self._fs, self._is,
+            self._floors, self._far_ring, self._pend, self._es, self._fs, self._is,
         )  # fmt: skip
         self._least = least
         self.reset()
@@ -311,17 +317,19 @@ class Vad:
         for arr in (self._hp, self._rings, self._far_ring, self._fs, self._is):
             arr[...] = 0
         self._floors[:] = self._least
-        self._pend[:] = NO_ECHO_DB
-        self._fs[F_PEAK_DB] = NO_ECHO_DB
-        self._fs[F_COUPLING] = 1.0  # F_SETTLE_DB 0: echo as loud as the far end, at first
+        reset_echo_state(self._es, self._pend)
+        self._fs[F_EXPLAINED_DB] = NO_ECHO_DB
         self._is[I_ONSET] = -1
 
-    def process(self, frame: NDArray[np.int16], far: NDArray[np.int16] | None = None) -> float:
+    def process(self, frame: NDArray[np.int16], far: NDArray[np.int16] | None = None,
+                residual_echo_dbm0: float | None = None) -> float:  # fmt: skip
         """Speech probability of one 20 ms uplink frame (160 int16); `far`: what we played in
-        the same 20 ms (160 int16) or None. Updates `.speaking`."""
+        the same 20 ms (160 int16) or None; `residual_echo_dbm0`: the canceller's estimate of
+        the agent's echo left in `frame` (dBm0, -inf for none) or None. Updates `.speaking`."""
         x = self._checked(frame, "frame")
         f = self._no_far if far is None else self._checked(far, "far")
-        return float(_vad_frame_kernel(x, f, far is not None, *self._args))
+        left = math.nan if residual_echo_dbm0 is None else self._level(residual_echo_dbm0)
+        return float(_vad_frame_kernel(x, f, far is not None, left, *self._args))
 
     @staticmethod
     def _checked(pcm: object, what: str) -> NDArray[np.int16]:
@@ -338,6 +346,19 @@ class Vad:
         if not (pcm.flags.c_contiguous and pcm.flags.writeable):  # one kernel signature
             return np.array(pcm, np.int16)
         return pcm
+
+    @staticmethod
+    def _level(value: object) -> float:
+        if (
+            not isinstance(value, int | float | np.floating)
+            or math.isnan(value)
+            or value == math.inf
+        ):
+            raise DspInputError(
+                f"Vad.process: residual_echo_dbm0 must be a level in dBm0 (-inf: no echo) or "
+                f"None, got {value!r}"
+            )
+        return float(value)
 
     @property
     def speaking(self) -> bool:
@@ -362,13 +383,15 @@ class Vad:
 
     @property
     def echo_loss_db(self) -> float:
-        """The echo loss the guard assumes now: far end level minus residual echo level (dB)."""
-        return -10.0 * math.log10(self._fs[F_COUPLING])
+        """The echo loss the far-end guard assumes now: far end level minus residual echo level
+        (dB); learned also while the canceller's estimate is given (ready as a fallback)."""
+        return -10.0 * math.log10(self._es[E_COUPLING])
 
     @property
     def features(self) -> dict[str, float]:
         """The last frame's features (a new dict): snr_db, tonality_db, rise_db, probability,
-        and active_ms (the length of the frame's active part)."""
+        active_ms (the length of the frame's active part) and echo_dbm0 (the residual echo it
+        allowed for)."""
         fs = self._fs
         return {
             "snr_db": float(fs[F_SNR]),
@@ -376,4 +399,5 @@ class Vad:
             "rise_db": float(fs[F_RISE]),
             "probability": float(fs[F_PROB]),
             "active_ms": float(fs[F_ACTIVE]) / (RATE_HZ / 1000.0),
+            "echo_dbm0": rms_to_dbm0(math.sqrt(self._es[E_ALLOWED])),
         }

@@ -1,14 +1,19 @@
 """The barge-in VAD battery: caller onsets on the simulated line, and false triggers on what
 is not a caller (residual echo, comfort noise, line noise, hum, tones, music).
 
-Any detector with `process(frame, far=None) -> float` and `.speaking` runs through it (ours:
-`dsp.vad.Vad`); `tests/dsp/test_vad.py` asserts its bounds, `tipring bench vad` prints it.
+Any detector with `process(frame, far=None, residual_echo_dbm0=None) -> float` and
+`.speaking` runs through it (ours: `dsp.vad.Vad`); `tests/dsp/test_vad.py` asserts its bounds,
+`tipring bench vad` prints it. Three modules: this one (the line, the caller's utterances,
+onset streams, the measures), `tests.bench.vad_battery_conditions` (the false-trigger
+conditions) and `tests.bench.vad_battery_agent` (barge-in over the agent through the real
+canceller, `dsp.echo.EchoCanceller`).
 
 The line is the echo battery's: what the caller's side sends (caller, line noise, hum,
 tones) and the hybrid's echo of what we play (G.168 models of `firmware_bridge.sim`) add up
-and pass mu-law; what we play passes mu-law too. The canceller's output is
-`dsp.echo.EchoCanceller`'s once it exists, and always also a stand-in: the true echo 30 dB
-down, plus the codec noise of the line (no canceller removes it), plus the line noise.
+and pass mu-law; what we play passes mu-law too. Here the canceller is a stand-in: the true
+echo 30 dB down, plus the codec noise of the line (no canceller removes it), plus the line
+noise; the level of what it leaves (echo and codec noise) is what a canceller would report
+as its residual echo.
 
 Onsets: each utterance of `utterances()` follows >= 1.2 s of line noise alone, at a random
 sample offset. Its onset is the start of the first 5 ms window (sliding) of the clean
@@ -24,7 +29,6 @@ with no caller speech: in the conditions, or between the utterances of an onset 
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -32,17 +36,12 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp.dtmf import DIGITS
-from dsp.dtmf import generate as dtmf_generate
 from dsp.frame import FRAME_SAMPLES, RATE_HZ
 from dsp.g711 import ulaw_decode, ulaw_encode
 from dsp.levels import dbm0_to_rms
-from dsp.tones import generate as tone_generate
 from firmware_bridge.sim.echo_paths import EchoFilter, EchoPath
 from tests.signals import (
-    HUM_KINDS,
     all_speech,
-    music,
     pink_noise,
     scale_to_dbm0,
     speech,
@@ -75,10 +74,20 @@ _SUB = 40  # samples in 5 ms
 class VadLike(Protocol):
     @property
     def speaking(self) -> bool: ...
-    def process(self, frame: NDArray[np.int16], far: NDArray[np.int16] | None = None) -> float: ...
+    def process(self, frame: NDArray[np.int16], far: NDArray[np.int16] | None = None,
+                residual_echo_dbm0: float | None = None) -> float: ...  # fmt: skip
 
 
 VadFactory = Callable[[], VadLike]
+
+
+class Heard(NamedTuple):
+    """What a detector hears: the uplink `line`, the far end (what we played, or None) and
+    per frame the residual echo level a canceller reports (dBm0, or None: not given)."""
+
+    line: NDArray[np.int16]
+    far: NDArray[np.int16] | None = None
+    residual_dbm0: Float | None = None
 
 
 def codec(x: Float) -> NDArray[np.int16]:
@@ -86,7 +95,8 @@ def codec(x: Float) -> NDArray[np.int16]:
     return ulaw_decode(ulaw_encode(np.clip(np.rint(x), -32768, 32767).astype(np.int16)))
 
 
-def _whole_frames(n: int) -> int:
+def whole_frames(n: int) -> int:
+    """`n` samples rounded down to whole frames."""
     return n // FRAME_SAMPLES * FRAME_SAMPLES
 
 
@@ -125,7 +135,7 @@ def _active_power(x: Float) -> float:
 
 
 @functools.cache
-def _clip_power(voice: str) -> float:
+def clip_power(voice: str) -> float:
     return _active_power(speech(voice).astype(np.float64))
 
 
@@ -178,7 +188,8 @@ def onset_sample(clean: Float, threshold_dbm0: float) -> int | None:
 
 class OnsetStream(NamedTuple):
     """Utterances on a noisy line: `line` (what the detector hears), `far` (what we played, or
-    None), and per utterance its start, onset, strict onset and end (samples)."""
+    None), per utterance its start, onset, strict onset and end (samples), and per frame the
+    residual echo level the detector is given (or None)."""
 
     name: str
     line: NDArray[np.int16]
@@ -187,6 +198,7 @@ class OnsetStream(NamedTuple):
     onsets: NDArray[np.int64]
     strict_onsets: NDArray[np.int64]
     ends: NDArray[np.int64]
+    residual_dbm0: Float | None = None
 
 
 def agent_speech(n: int) -> NDArray[np.int16]:
@@ -194,20 +206,31 @@ def agent_speech(n: int) -> NDArray[np.int16]:
     return codec(np.resize(scale_to_dbm0(all_speech(), AGENT_DBM0), n).astype(np.float64))
 
 
-def stand_in_residual(ref: NDArray[np.int16], path: EchoPath, near: Float) -> NDArray[np.int16]:
+def frame_dbm0(x: Float | NDArray[np.int16]) -> Float:
+    """The level (dBm0) of each whole frame of `x`; -inf for digital silence."""
+    n = whole_frames(x.size)
+    power = np.mean(np.asarray(x[:n], np.float64).reshape(-1, FRAME_SAMPLES) ** 2, axis=1)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(power / dbm0_to_rms(0.0) ** 2)  # type: ignore[no-any-return]
+
+
+def stand_in(ref: NDArray[np.int16], path: EchoPath, near: Float) -> tuple[NDArray[np.int16],
+                                                                            Float]:  # fmt: skip
     """The stand-in canceller's output: echo of `ref` through `path` 30 dB down, plus the
-    codec noise of the line carrying that echo and `near` (everything else), plus `near`."""
+    codec noise of the line carrying that echo and `near` (everything else), plus `near`;
+    and per frame the level of what it leaves besides `near` (its residual echo, dBm0)."""
     echo = EchoFilter(path).process(ref.astype(np.float64))
     mic = codec(echo + near)
-    q = mic - echo - near
-    out = echo * 10 ** (-STAND_IN_ERLE_DB / 20) + q + near
-    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+    left = echo * 10 ** (-STAND_IN_ERLE_DB / 20) + (mic - echo - near)
+    out = np.clip(np.rint(left + near), -32768, 32767).astype(np.int16)
+    return out, frame_dbm0(out - near)
 
 
 def onset_stream(level_dbm0: float, noise: str, seed: int, count: int | None = None,
-                 over_agent: bool = False) -> OnsetStream:  # fmt: skip
+                 over_agent: bool = False, residual: bool = False) -> OnsetStream:  # fmt: skip
     """The utterances (all, or `count` picked at random) at `level_dbm0` on `noise`; with
-    `over_agent`, the agent talks throughout (G.168 model 1, ERL 10 dB, stand-in residual)."""
+    `over_agent`, the agent talks throughout (G.168 model 1, ERL 10 dB, stand-in residual),
+    and with `residual` the detector is also given the level of the echo the stand-in left."""
     rng = np.random.default_rng(seed)
     picked = list(utterances())
     if count is not None:
@@ -215,14 +238,14 @@ def onset_stream(level_dbm0: float, noise: str, seed: int, count: int | None = N
     gap = round(GAP_S * RATE_HZ)
     lead = round((AGENT_LEAD_S if over_agent else LEAD_S) * RATE_HZ)
     n = lead + sum(u.end - u.begin + gap + FRAME_SAMPLES for u in picked)
-    near = line_noise(noise, _whole_frames(n), seed)
+    near = line_noise(noise, whole_frames(n), seed)
     idle_dbm0 = speech_band_dbm0(codec(near))
     threshold = min(max(ONSET_MIN_DBM0, idle_dbm0 + ONSET_OVER_NOISE_DB), level_dbm0)
     strict = idle_dbm0 + STRICT_OVER_NOISE_DB
     pos, rows = lead, []
     for u in picked:
         x = speech(u.voice)[u.begin : u.end].astype(np.float64)
-        clean = x * dbm0_to_rms(level_dbm0) / math.sqrt(_clip_power(u.voice))
+        clean = x * dbm0_to_rms(level_dbm0) / math.sqrt(clip_power(u.voice))
         at, first = onset_sample(clean, threshold), onset_sample(clean, strict)
         pos += int(rng.integers(0, FRAME_SAMPLES))
         if at is not None and first is not None:
@@ -231,22 +254,26 @@ def onset_stream(level_dbm0: float, noise: str, seed: int, count: int | None = N
             pos += clean.size + gap
     far = agent_speech(near.size) if over_agent else None
     path = EchoPath.g168(1, 5.0, 10.0)
-    line = codec(near) if far is None else stand_in_residual(far, path, near)
+    line, left = (codec(near), None) if far is None else stand_in(far, path, near)
     name = f"{level_dbm0:g} dBm0 on {noise}" + (" over the agent" if over_agent else "")
     cols = np.array(rows, np.int64).reshape(-1, 4).T
-    return OnsetStream(name, line, far, cols[0], cols[1], cols[2], cols[3])
+    starts, onsets, strict_onsets, ends = cols
+    return OnsetStream(
+        name, line, far, starts, onsets, strict_onsets, ends, left if residual else None
+    )
 
 
-def run_vad(factory: VadFactory, line: NDArray[np.int16], far: NDArray[np.int16] | None) -> (
-    NDArray[np.bool_]
-):  # fmt: skip
-    """`.speaking` after each whole frame of `line` (and `far`, if given)."""
+def run_vad(factory: VadFactory, line: NDArray[np.int16], far: NDArray[np.int16] | None,
+            residual_dbm0: Float | None = None) -> NDArray[np.bool_]:  # fmt: skip
+    """`.speaking` after each whole frame of `line` (and `far` and the frame's residual echo
+    level, if given)."""
     vad = factory()
     frames = line.size // FRAME_SAMPLES
     out = np.zeros(frames, np.bool_)
     for k in range(frames):
         f = slice(k * FRAME_SAMPLES, (k + 1) * FRAME_SAMPLES)
-        vad.process(line[f], None if far is None else far[f])
+        left = None if residual_dbm0 is None else float(residual_dbm0[k])
+        vad.process(line[f], None if far is None else far[f], left)
         out[k] = vad.speaking
     return out
 
@@ -274,147 +301,16 @@ def onset_delays(speaking: NDArray[np.bool_], stream: OnsetStream, strict: bool 
     return np.array(delays), int(np.sum(~claimed))
 
 
-# --- false trigger conditions ------------------------------------------------------------------
-
-
-Line = tuple[NDArray[np.int16], NDArray[np.int16] | None]
-
-
-class Condition(NamedTuple):
-    """Audio with no caller speech: `build(seconds)` returns (line, far or None); `blind`
-    runs the detector without the far end. Conditions of the same `row` are summed."""
-
-    row: str
-    build: Callable[[float], Line]
-    seconds: float
-    blind: bool = False
-
-
-ECHO_NOISES = ("white -65", "pink -60", "white -55", "pink -50")
-
-
-def echo_cases() -> list[tuple[EchoPath, str]]:
-    """Each G.168 model at each ERL of 6, 10 and 15 dB, 0-12 ms of bulk delay, and a line
-    noise taken in turn from `ECHO_NOISES`."""
-    pairs = [(m, e) for m in range(1, 9) for e in (6.0, 10.0, 15.0)]
-    return [(EchoPath.g168(m, delay_ms=(i % 4) * 4.0, erl_db=e), ECHO_NOISES[i % 4])
-            for i, (m, e) in enumerate(pairs)]  # fmt: skip
-
-
-def stand_in_line(path: EchoPath, noise: str, seed: int, comfort: str, seconds: float) -> Line:
-    """The stand-in canceller's output on agent-only audio. `comfort`: like an NLP, comfort
-    noise at the line noise's level in every frame where echo returns ("matched": the line
-    noise's own spectrum; "white": a crude generator's), or "" for none."""
-    n = _whole_frames(round(seconds * RATE_HZ))
-    ref = agent_speech(n)
-    out = stand_in_residual(ref, path, line_noise(noise, n, seed))
-    if comfort:
-        echo = EchoFilter(path).process(ref.astype(np.float64)).reshape(-1, FRAME_SAMPLES)
-        level = noise_level_dbm0(noise)
-        loud = np.repeat(np.mean(echo**2, axis=1) > dbm0_to_rms(level + 10.0) ** 2, FRAME_SAMPLES)
-        kind = noise if comfort == "matched" else f"white {level:g}"
-        out = np.where(loud, codec(line_noise(kind, n, seed + 99)), out)
-    return out, ref
-
-
-def canceller_line(make: Callable[[], Any], path: EchoPath, noise: str, seed: int,
-                   seconds: float) -> Line:  # fmt: skip
-    """A real canceller's output (`make()`: one with process(ref, mic)) on agent-only audio."""
-    n = _whole_frames(round(seconds * RATE_HZ))
-    ref = agent_speech(n)
-    mic = codec(EchoFilter(path).process(ref.astype(np.float64)) + line_noise(noise, n, seed))
-    canceller, out = make(), np.empty_like(mic)
-    for k in range(0, n, FRAME_SAMPLES):
-        f = slice(k, k + FRAME_SAMPLES)
-        out[f] = canceller.process(ref[f].copy(), mic[f].copy())
-    return out, ref
-
-
-def real_canceller() -> Callable[[], Any] | None:
-    """`dsp.echo.EchoCanceller` (NLP on, its default) once it exists, else None."""
-    try:
-        return importlib.import_module("dsp.echo").EchoCanceller  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):  # not written yet
-        return None
-
-
-def noise_line(kind: str, seed: int, seconds: float) -> Line:
-    return codec(line_noise(kind, _whole_frames(round(seconds * RATE_HZ)), seed)), None
-
-
-def caller_side_line(make: Callable[[float], NDArray[np.int16]], seed: int, seconds: float) -> (
-    Line
-):  # fmt: skip
-    """`make(seconds)` (tones, music) over white noise at -65 dBm0, through mu-law, from 0.5 s
-    in (the detector first hears the idle line)."""
-    n = _whole_frames(round(seconds * RATE_HZ))
-    x = line_noise("white -65", n, seed)
-    sig = make(seconds).astype(np.float64)[: n - 4000]
-    x[4000 : 4000 + sig.size] += sig
-    return codec(x), None
-
-
-def dtmf_keys(level_dbm0: float, seed: int, seconds: float) -> NDArray[np.int16]:
-    """Random keys at `level_dbm0`, 40-120 ms on, 40-300 ms off, twist -4..+4 dB."""
-    rng = np.random.default_rng(seed)
-    parts, total = [], 0
-    while total < seconds * RATE_HZ:
-        on, off, key = rng.uniform(40, 120), rng.uniform(40, 300), DIGITS[rng.integers(16)]
-        parts.append(dtmf_generate(key, on, off, level_dbm0, twist_db=rng.uniform(-4, 4)))
-        total += parts[-1].size
-    return np.concatenate(parts)
-
-
-def _tone(plan: str, tone: str, seconds: float) -> NDArray[np.int16]:
-    return tone_generate(plan, tone, seconds * 1000.0)
-
-
-def conditions(quick: bool = False) -> list[Condition]:
-    """Every false-trigger condition, rows in report order; `quick`: fewer and shorter."""
-    cases = echo_cases()[::6] if quick else echo_cases()
-    agent_s = 10.0 if quick else all_speech().size / RATE_HZ  # the agent says every clip
-    part = functools.partial
-    echo_rows = [
-        ("residual echo (stand-in)", False, ""),
-        ("residual echo + comfort noise (stand-in NLP)", False, "matched"),
-        ("residual echo + white comfort noise over pink line noise", False, "white"),
-        ("residual echo (stand-in), detector not given the far end", True, ""),
-    ]
-    out = [Condition(row, part(stand_in_line, path, noise, i, comfort), agent_s, blind)
-           for row, blind, comfort in echo_rows for i, (path, noise) in enumerate(cases)
-           if comfort != "white" or noise.startswith("pink")]  # fmt: skip
-    if (make := real_canceller()) is not None:
-        out += [Condition("residual echo (dsp.echo.EchoCanceller)",
-                          part(canceller_line, make, path, noise, i), agent_s)
-                for i, (path, noise) in enumerate(cases)]  # fmt: skip
-    noise_s, tone_s = (10.0, 10.0) if quick else (60.0, 30.0)
-    for i, kind in enumerate(("white -65", "white -50", "pink -60", "pink -50")):
-        out.append(Condition(f"line noise, {kind} dBm0", part(noise_line, kind, i), noise_s))
-    for i, hum in enumerate(HUM_KINDS):
-        out.append(Condition(f"hum {hum} (-20 dBm0)", part(noise_line, f"hum {hum}", i), noise_s))
-    for tone in ("dial", "ringback", "busy", "reorder", "sit"):
-        for plan in ("us",) if quick else ("us", "uk", "de"):
-            build = part(caller_side_line, part(_tone, plan, tone), 7)
-            out.append(Condition(f"{tone} tone", build, tone_s))
-    for level in (-10.0, -25.0, -40.0):
-        build = part(caller_side_line, part(dtmf_keys, level, int(-level)), 8)
-        out.append(Condition(f"DTMF keys at {level:g} dBm0", build, tone_s))
-    for level in (-18.0, -30.0):
-        build = part(caller_side_line, part(music, level_dbm0=level, seed=int(-level)), 9)
-        out.append(Condition(f"music at {level:g} dBm0 (bonus)", build, noise_s))
-    return out
-
-
 # --- results -----------------------------------------------------------------------------------
 
 
-def _pct(x: Float, q: float) -> float:
+def percentile(x: Float, q: float) -> float:
     return float(np.percentile(x, q, method="higher")) if x.size else math.nan
 
 
-def _delay_stats(d: Float) -> dict[str, Any]:
+def delay_stats(d: Float) -> dict[str, Any]:
     top = float(np.max(d, initial=-math.inf))
-    return {"onsets": int(d.size), "median_ms": _pct(d, 50), "p95_ms": _pct(d, 95),
+    return {"onsets": int(d.size), "median_ms": percentile(d, 50), "p95_ms": percentile(d, 95),
             "max_ms": top, "misses": int(np.sum(np.isinf(d)))}  # fmt: skip
 
 
@@ -424,42 +320,31 @@ def onset_row(factory: VadFactory, streams: list[OnsetStream]) -> dict[str, Any]
     and the same per stream ("by_stream")."""
     delays, strict, between, by_stream = [], [], 0, {}
     for stream in streams:
-        speaking = run_vad(factory, stream.line, stream.far)
+        speaking = run_vad(factory, stream.line, stream.far, stream.residual_dbm0)
         d, extra = onset_delays(speaking, stream)
         ds, _ = onset_delays(speaking, stream, strict=True)
         delays.append(d)
         strict.append(ds)
         between += extra
-        by_stream[stream.name] = _delay_stats(d) | {"false_triggers_between": extra}
-    row, firsts = _delay_stats(np.concatenate(delays)), np.concatenate(strict)
-    row |= {"strict_median_ms": _pct(firsts, 50), "strict_p95_ms": _pct(firsts, 95)}
+        by_stream[stream.name] = delay_stats(d) | {"false_triggers_between": extra}
+    row, firsts = delay_stats(np.concatenate(delays)), np.concatenate(strict)
+    row |= {"strict_median_ms": percentile(firsts, 50), "strict_p95_ms": percentile(firsts, 95)}
     return row | {"false_triggers_between": between, "by_stream": by_stream}
 
 
 def onset_results(factory: VadFactory, quick: bool = False) -> dict[str, dict[str, Any]]:
     """One row per caller level (every noise of `ONSET_NOISES`, every utterance), then barge-in
-    over the agent's residual echo at two levels. `quick`: 8 utterances per stream."""
+    over the agent's residual echo (stand-in) at two levels, the detector given the far end
+    alone, then also the residual level. `quick`: 8 utterances per stream."""
     count = 8 if quick else None
     rows = {}
     for level in LEVELS_DBM0:
         streams = [onset_stream(level, noise, seed, count) for seed, noise in
                    enumerate(ONSET_NOISES)]  # fmt: skip
         rows[f"{level:g} dBm0"] = onset_row(factory, streams)
-    for level in OVER_AGENT_DBM0:
-        stream = onset_stream(level, "white -65", 11, count, over_agent=True)
-        rows[f"{level:g} dBm0 over the agent"] = onset_row(factory, [stream])
-    return rows
-
-
-def false_trigger_results(factory: VadFactory, quick: bool = False) -> dict[str, dict[str, Any]]:
-    """Per row of `conditions()`: minutes heard, false triggers, false triggers per minute."""
-    rows: dict[str, dict[str, Any]] = {}
-    for cond in conditions(quick):
-        line, far = cond.build(cond.seconds)
-        n = int(triggers(run_vad(factory, line, None if cond.blind else far)).size)
-        row = rows.setdefault(cond.row, {"minutes": 0.0, "triggers": 0})
-        row["minutes"] += line.size / RATE_HZ / 60.0
-        row["triggers"] += n
-    for row in rows.values():
-        row["per_min"] = row["triggers"] / row["minutes"]
+    for given in (False, True):
+        for level in OVER_AGENT_DBM0:
+            stream = onset_stream(level, "white -65", 11, count, True, given)
+            name = f"{level:g} dBm0 over the agent" + (", residual level given" if given else "")
+            rows[name] = onset_row(factory, [stream])
     return rows

@@ -489,6 +489,31 @@ def test_converged_flag_and_erle_estimate_follow_the_measured_erle() -> None:
         assert est.erle_db == pytest.approx(measured, abs=3.0)
 
 
+def test_residual_echo_estimate_is_none_until_converged_then_tracks_the_true_residual() -> None:
+    line = bat.simulate(bat.CHECKS[0].build())
+    ec = EchoCanceller(nlp=False)
+    estimates, out = [], np.empty_like(line.mic)
+    for at in range(0, line.mic.size, 160):
+        out[at : at + 160] = ec.process(line.ref[at : at + 160], line.mic[at : at + 160])
+        estimates.append(ec.residual_echo_dbm0)
+    assert estimates[0] is None  # nothing learnt: no estimate rather than a wrong one
+    left = out.astype(np.float64) - line.near - line.noise  # the echo (and its codec noise) left
+    true_db, est_db = [], []
+    for k in range(250, len(estimates)):  # from 5 s on, frames of far-end speech
+        frame = slice(k * 160, (k + 1) * 160)
+        if estimates[k] is None or bat.level_dbm0(line.echo[frame]) < -45.0:
+            continue
+        true_db.append(bat.level_dbm0(left[frame]))
+        est_db.append(estimates[k])
+    diff = np.array(est_db) - np.array(true_db)
+    print(f"{diff.size} frames: estimate - true residual median {np.median(diff):+.1f} dB, "
+          f"p10 {np.percentile(diff, 10):+.1f}, p90 {np.percentile(diff, 90):+.1f}")  # fmt: skip
+    assert diff.size > 200
+    assert abs(float(np.median(diff))) <= 4.0
+    assert float(np.percentile(diff, 10)) >= -8.0  # rarely far under: the VAD would trigger
+    assert ec.echo_dbm0 > -80.0
+
+
 @pytest.mark.parametrize(("index", "true_ms"), [(8, 32.0), (9, 64.0), (10, 150.0), (0, 5.0)])
 def test_delay_estimate_is_within_2_ms_of_the_echo_path_delay(index: int, true_ms: float) -> None:
     _, _, stats = run_with_stats(index, nlp=False)

@@ -4,8 +4,8 @@ Written apart from the kernels, from what their docstrings say: the high-pass is
 `ref_highpass` of the DTMF reference (a difference equation from the analog poles) run twice
 over the whole signal; the spectrum is numpy's FFT; the minimum statistics are a minimum over
 the slice of frames the windows cover; the decision and the echo guard are plain Python over
-per-frame arrays, the guard's late commit a look back over the frames' ratios and onsets.
-Only the modules' constants are shared.
+per-frame arrays, the guard's late commit a look back over the frames' ratios and onsets,
+the residual estimate's envelope a running maximum. Only the modules' constants are shared.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp import vad, vad_features
+from dsp import vad, vad_echo, vad_features
 from dsp.levels import dbm0_to_rms
 from tests.dsp.reference.dtmf import ref_highpass
 
 F = vad_features
+E = vad_echo
 N = 160
 EDGES = np.array(F.BAND_EDGES)
 
@@ -125,10 +126,12 @@ class RefVad:
         self.least = np.full(F.VALUES, dbm0_to_rms(vad.FLOOR_MIN_DBM0) ** 2)
         self.least[: F.BANDS] /= F.BANDS
 
-    def run(self, line: NDArray[np.int16], far: NDArray[np.int16] | None = None) -> (
+    def run(self, line: NDArray[np.int16], far: NDArray[np.int16] | None = None,
+            residual_dbm0: NDArray[np.float64] | None = None) -> (
         tuple[NDArray[np.float64], NDArray[np.bool_]]
     ):  # fmt: skip
-        """Per frame: the probability and `.speaking` after it."""
+        """Per frame: the probability and `.speaking` after it (`residual_dbm0`: the
+        canceller's estimate per frame, dBm0)."""
         cfg = self.cfg
         frames = line.size // N
         y = ref_highpassed(line[: frames * N]).reshape(frames, N)
@@ -139,8 +142,9 @@ class RefVad:
         values = np.zeros((frames, F.VALUES))
         probs, speaking = np.zeros(frames), np.zeros(frames, np.bool_)
         st = {"speaking": False, "hang": 0, "pending": False, "active": False, "pure": False,
-              "prev_db": 0.0, "settle": 0.0, "peak": vad.NO_ECHO_DB, "coupling": 1.0}  # fmt: skip
-        ratios, onsets = np.full(frames, vad.NO_ECHO_DB), np.zeros(frames, np.bool_)
+              "prev_db": 0.0, "settle": 0.0, "peak": E.NO_ECHO_DB, "coupling": 1.0,
+              "envelope": 0.0, "explained": E.NO_ECHO_DB}  # fmt: skip
+        ratios, onsets = np.full(frames, E.NO_ECHO_DB), np.zeros(frames, np.bool_)
         floors = self.least.copy()
         for n in range(frames):
             a, b = ref_segment(y[n], floors[F.FRAME_SLOT] if n else 0.0)
@@ -148,7 +152,7 @@ class RefVad:
             values[n, : F.BANDS], values[n, F.FRAME_SLOT] = ref_bands(spec), np.mean(y[n] ** 2)
             part = float(np.mean(y[n, a:b] ** 2))
             loudest = float(far_power[max(0, n - span + 1) : n + 1].max())
-            echo = st["coupling"] * loudest * 10 ** (cfg.echo_margin_db / 10)
+            echo = self._echo(st, loudest, None if residual_dbm0 is None else residual_dbm0[n])
             floor = float(floors[F.FRAME_SLOT]) if n else math.inf
             tonality = ref_tonality(spec, floors, b - a)
             probs[n] = self._probability(st, part, b - a, floor + echo, tonality)
@@ -159,7 +163,9 @@ class RefVad:
             st["active"] = snr >= cfg.snr_db and b - a >= vad.RISE_MIN_SAMPLES
             st["pure"] = st["active"] and tonality < cfg.tonality_db - vad.CONTINUE_TONALITY_DB
             st["prev_db"] = _db(part)
-            loud_far = loudest >= dbm0_to_rms(vad.FAR_ACTIVE_DBM0) ** 2
+            audible = residual_dbm0 is not None and echo >= vad.AGENT_AUDIBLE * floor
+            st["explained"] = _db(floor + echo) if audible else E.NO_ECHO_DB
+            loud_far = loudest >= dbm0_to_rms(E.FAR_ACTIVE_DBM0) ** 2
             if loud_far and not st["speaking"] and not was:
                 ratios[n] = _db(max(values[n, F.FRAME_SLOT] - floor, 1e-30) / loudest)
             self._learn(st, n, ratios, onsets, loud_far)
@@ -167,13 +173,24 @@ class RefVad:
             floors = ref_floor_at(values, n, self.least)
         return probs, speaking
 
+    def _echo(self, st: dict[str, float], loudest: float, residual_dbm0: float | None) -> float:
+        """The echo power allowed for: the residual estimate's envelope times the margin, or
+        the far end's loudest power times the coupling and margin."""
+        if residual_dbm0 is None:
+            return st["coupling"] * loudest * 10 ** (self.cfg.echo_margin_db / 10)
+        power = dbm0_to_rms(0.0) ** 2 * 10 ** (residual_dbm0 / 10)
+        st["envelope"] = max(power, st["envelope"] * 10 ** (-E.RESIDUAL_DECAY_DB / 10))
+        return st["envelope"] * 10 ** (self.cfg.residual_margin_db / 10)
+
     def _probability(self, st: dict[str, float], part: float, length: int, noise: float,
                      tonality: float) -> float:  # fmt: skip
         cfg = self.cfg
         snr = _db(part / noise) - vad.LENGTH_PENALTY * _db(N / length)
-        rise = _db(part) - st["prev_db"] if st["active"] else 0.0
+        over_echo = not st["active"] and st["explained"] > E.NO_ECHO_DB
+        rise = _db(part) - (st["prev_db"] if st["active"] else st["explained"])
+        rise = rise if st["active"] or over_echo else 0.0
         shape = _score(tonality, cfg.tonality_db, vad.TONALITY_SLOPE)
-        if st["active"]:
+        if st["active"] or over_echo:
             shape = max(shape, _score(rise, vad.RISE_DB, vad.RISE_SLOPE))
         if st["pure"]:
             shape *= _score(abs(rise), vad.CONTINUE_DB, vad.RISE_SLOPE)
@@ -195,12 +212,12 @@ class RefVad:
     def _learn(self, st: dict[str, float], n: int, ratios: NDArray[np.float64],
                onsets: NDArray[np.bool_], loud_far: bool) -> None:  # fmt: skip
         """The ratio of frame n - 3 counts now, unless an onset came in frames n - 2 .. n."""
-        late = vad.COMMIT_FRAMES
-        committed = vad.NO_ECHO_DB
+        late = E.COMMIT_FRAMES
+        committed = E.NO_ECHO_DB
         if n >= late and not onsets[n - late + 1 : n + 1].any():
             committed = ratios[n - late]
-        st["peak"] = max(st["peak"] - vad.ECHO_DECAY_DB, committed)
+        st["peak"] = max(st["peak"] - E.ECHO_DECAY_DB, committed)
         if loud_far:
-            st["settle"] = max(st["settle"] - vad.ECHO_SETTLE_DB, -self.cfg.echo_loss_db)
+            st["settle"] = max(st["settle"] - E.ECHO_SETTLE_DB, -self.cfg.echo_loss_db)
         coupling = max(st["settle"], st["peak"], -self.cfg.echo_loss_db)
         st["coupling"] = 10 ** (coupling / 10)
