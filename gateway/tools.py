@@ -1,12 +1,13 @@
 """Tools the agent calls inside a call: the registry of tools and the runner of function calls.
 
-The realtime session (`gateway.realtime`) reports each `FunctionCallRequested`; the call hands
-it to its `ToolRunner` (an actor in the call's nursery) on a memory channel. Each function call
-runs as its own task with its tool's timeout while audio keeps flowing; its result, or a JSON
-error result the model can talk about (`{"error": "...", "tool": name}`; never an empty output,
-which leaves the model silent: research note §1.9), goes back through the session's
-`send_function_output`. Hang-up cancels the call's nursery and with it every running tool.
-Each call leaves a `ToolCallRecord` in `ToolRunner.records` for the call record.
+The realtime session (`gateway.realtime`) reports each `FunctionCallRequested`;
+`gateway.call_tools.CallTools` hands it to the call's `ToolRunner` (an actor in the call's
+nursery) on a memory channel. Each function call runs as its own task with its tool's timeout
+while audio keeps flowing; its result, or a JSON error result the model can talk about
+(`{"error": "...", "tool": name}`; never an empty output, which leaves the model silent:
+research note §1.9), goes back through the session's `send_function_output`. Hang-up cancels
+the call's nursery and with it every running tool. Each call leaves a `ToolCallRecord` in
+`ToolRunner.records` for the call record.
 
 The tools themselves: built-ins (`gateway.tools_builtin`), HTTP tools (`gateway.tools_http`),
 both declared from config by `gateway.tools_config.tools_from_config`. A tool acts on its call
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,6 +100,9 @@ class ToolRegistry:
 
     def names(self) -> list[str]:
         return list(self._tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
 
     def schemas(self) -> list[dict[str, Any]]:
         """The function tools for `session.update`'s `session.tools`."""

@@ -16,9 +16,9 @@ description = "Find the caller's customer record by phone number."
 url = "https://crm.example.com/api/customers"
 method = "GET"                                   # GET DELETE: query string; others: JSON body
 timeout_s = 5.0                                  # default 10, at most 60
-auth_header = "Authorization"                    # optional, with auth_secret_file
+auth_header = "Authorization"                    # optional, with the secret's source:
 auth_scheme = "Bearer"                           # optional: the value is "Bearer <secret>"
-auth_secret_file = "/etc/tipring/secrets/crm"    # mode 0600; its stripped content
+auth_secret_file = "/etc/tipring/secrets/crm"    # mode 0600, one token (or auth_secret_env)
 sensitive = ["account_pin"]                      # argument fields redacted in logs
 [tools.http.parameters]                          # a JSON schema (gateway.tools_schema)
 type = "object"
@@ -28,7 +28,9 @@ properties.phone = { type = "string", description = "E.164, like +4930123456" }
 properties.account_pin = { type = "string" }
 ```
 
-Every built-in also takes `description` and `timeout_s`. No `[tools]` table: no tools.
+Every built-in also takes `description` and `timeout_s`. No `[tools]` table: no tools. The
+auth token comes from `auth_secret_file` or `auth_secret_env` (an environment variable), read by
+`gateway.secrets` as the realtime API key is.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any, Final, cast
 import httpx
 
 from gateway.errors import ConfigError
+from gateway.secrets import Secret, secret_from_env, secret_from_file
 from gateway.tools import ToolRegistry
 from gateway.tools_builtin import (
     BUILTINS,
@@ -53,15 +56,7 @@ from gateway.tools_builtin import (
     send_dtmf_tool,
     transfer_call_tool,
 )
-from gateway.tools_http import (
-    METHODS,
-    QUERY_METHODS,
-    HttpCall,
-    Secret,
-    http_tool,
-    read_secret,
-    tls_context,
-)
+from gateway.tools_http import METHODS, QUERY_METHODS, HttpCall, http_tool, tls_context
 from gateway.tools_schema import check_schema, show
 from gateway.tools_types import DEFAULT_TIMEOUT_S, Tool
 
@@ -76,7 +71,7 @@ BUILTIN_KEYS: Final = {
 }
 HTTP_KEYS: Final = (
     "name", "description", "url", "method", "parameters", "timeout_s",
-    "auth_header", "auth_scheme", "auth_secret_file", "sensitive",
+    "auth_header", "auth_scheme", "auth_secret_file", "auth_secret_env", "sensitive",
 )  # fmt: skip
 NO_PARAMETERS: Final = {"type": "object", "properties": {}}
 TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2: a header name
@@ -132,7 +127,8 @@ def _http(entry: Mapping[str, Any], where: str) -> Tool:
         raise ConfigError(f"{where}.method {show(method)} is not one of {', '.join(METHODS)}")
     parameters = _table(entry.get("parameters", NO_PARAMETERS), f"{where}.parameters")
     check_schema(parameters, f"{where}.parameters")  # before _property_names walks it
-    call = HttpCall(name, _url(entry, where), method, *_auth(entry, where))
+    header, secret, scheme = _auth(entry, where)
+    call = HttpCall(name, _url(entry, where), method, header, secret, scheme)
     fixed = httpx.URL(call.url).params
     for field in parameters.get("properties", {}) if method in QUERY_METHODS else ():
         if field in fixed:
@@ -164,26 +160,32 @@ def _url(entry: Mapping[str, Any], where: str) -> str:
     return text
 
 
-def _auth(entry: Mapping[str, Any], where: str) -> tuple[str | None, Secret | None]:
+def _auth(entry: Mapping[str, Any], where: str) -> tuple[str | None, Secret | None, str]:
+    """(header name, token, scheme) of the tool's auth header; (None, None, "") without one."""
     header = _string(entry, "auth_header", where) if "auth_header" in entry else None
-    path = _string(entry, "auth_secret_file", where) if "auth_secret_file" in entry else None
-    if (header is None) != (path is None):
-        raise ConfigError(f"{where}: auth_header and auth_secret_file go together")
-    if header is None or path is None:
+    sources = [key for key in ("auth_secret_file", "auth_secret_env") if key in entry]
+    if len(sources) > 1:
+        raise ConfigError(f"{where}: auth_secret_file and auth_secret_env exclude each other")
+    if (header is None) != (not sources):
+        raise ConfigError(f"{where}: auth_header goes with auth_secret_file or auth_secret_env")
+    if header is None:
         if "auth_scheme" in entry:
-            raise ConfigError(f"{where}.auth_scheme needs auth_header and auth_secret_file")
-        return None, None
+            raise ConfigError(f"{where}.auth_scheme needs auth_header and its secret")
+        return None, None, ""
     if not TOKEN_RE.fullmatch(header):
         raise ConfigError(f"{where}.auth_header {show(header)} is not a header name")
     scheme = _string(entry, "auth_scheme", where) if "auth_scheme" in entry else ""
     if scheme and not TOKEN_RE.fullmatch(scheme):
         raise ConfigError(f"{where}.auth_scheme {show(scheme)} is not one word (like Bearer)")
-    secret = read_secret(path, f"{where}.auth_secret_file")
+    source = sources[0]
+    name = _string(entry, source, where)
+    if source == "auth_secret_file":
+        secret = secret_from_file(name, f"{where}.{source}", Secret)
+    else:
+        secret = secret_from_env(name, f"{where}.{source}", Secret)
     if entry.get("url", "").startswith("http://"):
         log.warning("%s: %s sends its credential unencrypted (http://)", where, header)
-    if scheme:
-        secret = Secret(f"{scheme} {secret.reveal()}")
-    return header, secret
+    return header, secret, scheme
 
 
 def _property_names(schema: Mapping[str, Any]) -> set[str]:

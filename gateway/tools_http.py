@@ -8,9 +8,11 @@ other, with `"truncated": true` when the body was longer than `MAX_RESPONSE_BYTE
 text, cut there), `{"status": 204}` when empty. A non-2xx status is a `ToolError` with
 `status` and the start of the body; a transport failure one naming the host.
 
-The auth header's value comes from a secret file (mode 0600 or stricter, checked when read).
-It lives in a `Secret`, whose repr is `***`, and reaches nothing but the request: httpx's own
-request log (INFO, with the full URL and so the query's arguments) is turned down here.
+The auth header's token comes from a secret file (mode 0600 or stricter, checked when read) or
+an environment variable, through `gateway.secrets` (the realtime API key's reader too). It
+lives in a `Secret`, whose repr names only its source, and reaches nothing but the request's
+header (`auth_scheme token`): httpx's own request log (INFO, with the full URL and so the
+query's arguments) is turned down here.
 The runner owns one `httpx.AsyncClient` (`open_http_client`) shared by its HTTP tools.
 """
 
@@ -19,18 +21,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import ssl
-import stat
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, Literal
 
 import httpx
 import trio
 
-from gateway.errors import ConfigError
+from gateway.secrets import Secret
 from gateway.tools_types import DEFAULT_TIMEOUT_S, CallContext, Tool, ToolError
 
 # httpx logs every request at INFO with its URL (our GET arguments, sensitive ones too) and
@@ -45,60 +45,8 @@ MAX_RESPONSE_BYTES = 16384  # what the model gets of a body: ~4k tokens, already
 # into a phone conversation; past it the text is cut, and a JSON body returned as text
 MAX_DRAIN_BYTES = 262144  # read and dropped past the cap: cheaper than a new TLS handshake
 MAX_ERROR_BODY_CHARS = 1024  # of an error response's body: enough for its message
-MAX_SECRET_BYTES = 4096  # a token or key; a bigger "secret file" is the wrong file
 CLOSE_S = 1.0  # closing the client's idle connections (TLS close_notify) at the call's end
 USER_AGENT = "tipring"
-
-
-class Secret:
-    """A credential: `reveal()` in the one place that sends it; repr and str are `***`."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a Secret cannot be pickled")  # nor reach a file or a queue that way
-
-
-def read_secret(path: str, where: str) -> Secret:
-    """The stripped text of secret file `path`; `ConfigError` (naming `where` and the path,
-    never the content) if it is missing, not a regular file, readable by group or others,
-    empty, too big, or holds a line break or control character."""
-    try:
-        with open(path, "rb") as file:
-            info = os.fstat(file.fileno())  # of the file we read, not of what the path names now
-            data = file.read(MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{where} '{path}' cannot be read: {exc.strerror}") from None
-    mode = stat.S_IMODE(info.st_mode)
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{where} '{path}' is not a regular file")
-    if mode & 0o077:
-        raise ConfigError(
-            f"{where} '{path}' has mode {mode:04o}: group and others must not read a secret"
-            f" (chmod 600 {path})"
-        )
-    if len(data) > MAX_SECRET_BYTES:
-        raise ConfigError(f"{where} '{path}' is over {MAX_SECRET_BYTES} bytes: not a secret")
-    try:
-        text = data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where} '{path}' is not UTF-8 text") from None
-    if not text:
-        raise ConfigError(f"{where} '{path}' is empty")
-    if not text.isprintable():  # a line break would split the header (or smuggle another)
-        raise ConfigError(f"{where} '{path}' holds a line break or control character")
-    return Secret(text)
 
 
 @functools.cache
@@ -134,18 +82,20 @@ async def open_http_client(needed: bool) -> AsyncIterator[httpx.AsyncClient | No
 
 @dataclass(frozen=True, slots=True)
 class HttpCall:
-    """The function of one HTTP tool. `auth` is the whole header value (scheme included)."""
+    """The function of one HTTP tool. The auth header, if any, is `auth_header:
+    [auth_scheme ]token` with the token from `auth`."""
 
     name: str
     url: str
     method: Method
     auth_header: str | None = None
     auth: Secret | None = None
+    auth_scheme: str = ""  # "Bearer", "Basic", ... or "" for the token alone
 
     async def __call__(self, arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
         if context.http is None:
             raise ToolError(f"{self.name}: the runner has no HTTP client")
-        headers = {self.auth_header: self.auth.reveal()} if self.auth_header and self.auth else {}
+        headers = self._headers()
         in_query = self.method in QUERY_METHODS
         url = self._url_with(arguments) if in_query else httpx.URL(self.url)
         try:
@@ -158,6 +108,12 @@ class HttpCall:
             message = f"{self.name}: {self.method} to {host} failed ({type(exc).__name__})"
             raise ToolError(message) from exc  # its text may hold the URL: only its type here
         return _result(self.name, response, body, truncated)
+
+    def _headers(self) -> dict[str, str]:
+        if not self.auth_header or self.auth is None:
+            return {}
+        token = self.auth.reveal()
+        return {self.auth_header: f"{self.auth_scheme} {token}" if self.auth_scheme else token}
 
     def _url_with(self, arguments: Mapping[str, Any]) -> httpx.URL:
         """The URL with the arguments added to its query (httpx's `params=` would replace

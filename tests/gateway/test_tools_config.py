@@ -131,11 +131,19 @@ ERRORS: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"http": [crm(auth_header="Authorization")]},
-        "tools.http[0]: auth_header and auth_secret_file go together",
+        "tools.http[0]: auth_header goes with auth_secret_file or auth_secret_env",
+    ),
+    (
+        {"http": [crm(auth_secret_env="CRM_TOKEN")]},
+        "tools.http[0]: auth_header goes with auth_secret_file or auth_secret_env",
+    ),
+    (
+        {"http": [crm(auth_header="X", auth_secret_env="A", auth_secret_file="/f")]},
+        "tools.http[0]: auth_secret_file and auth_secret_env exclude each other",
     ),
     (
         {"http": [crm(auth_scheme="Bearer")]},
-        "tools.http[0].auth_scheme needs auth_header and auth_secret_file",
+        "tools.http[0].auth_scheme needs auth_header and its secret",
     ),
     (
         {"http": [crm(parameters=schema(v={"type": "string"}))]},
@@ -178,10 +186,13 @@ def with_secret(path: Path | str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("text", "mode", "problem"),
     [
-        (SECRET, 0o644, "has mode 0644: group and others must not read a secret (chmod 600 "),
-        (SECRET, 0o640, "has mode 0640: group and others must not read a secret (chmod 600 "),
+        (SECRET, 0o644, "has mode 0644: others can read it; run chmod 600 "),
+        (SECRET, 0o640, "has mode 0640: others can read it; run chmod 600 "),
+        (SECRET, 0o620, "has mode 0620: others can write it; run chmod 600 "),
         ("  \n", 0o600, "is empty"),
-        (f"{SECRET}\nX-Admin: 1", 0o600, "holds a line break or control character"),
+        (f"{SECRET}\nX-Admin: 1", 0o600, "holds spaces or control characters: one token only"),
+        (f"Bearer {SECRET}", 0o600, "holds spaces or control characters: one token only"),
+        (f"{SECRET}é", 0o600, "is not ASCII text"),
         ("x" * 5000, 0o600, "is over 4096 bytes: not a secret"),
     ],
 )
@@ -226,4 +237,23 @@ def test_the_documented_example_config_loads(tmp_path: Path) -> None:
     lookup = registry.get("lookup_customer")
     assert lookup is not None
     assert (lookup.timeout_s, lookup.sensitive) == (5.0, frozenset({"account_pin"}))
-    assert lookup.function.auth.reveal() == f"Bearer {SECRET}"  # type: ignore[attr-defined]
+    assert lookup.function.auth.reveal() == SECRET  # type: ignore[attr-defined]
+    assert lookup.function.auth_scheme == "Bearer"  # type: ignore[attr-defined]
+
+
+def test_the_auth_token_may_come_from_an_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entry = crm(auth_header="X-Api-Key", auth_secret_env="TIPRING_TEST_CRM_TOKEN")
+    monkeypatch.delenv("TIPRING_TEST_CRM_TOKEN", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        tools_from_config({"http": [entry]})
+    assert str(caught.value) == (
+        "tools.http[0].auth_secret_env TIPRING_TEST_CRM_TOKEN is not set or empty"
+    )
+    monkeypatch.setenv("TIPRING_TEST_CRM_TOKEN", f"{SECRET}\n")
+    tool = tools_from_config({"http": [entry]}).get("crm")
+    assert tool is not None
+    assert tool.function.auth.reveal() == SECRET  # type: ignore[attr-defined]
+    assert tool.function.auth.source == "environment variable TIPRING_TEST_CRM_TOKEN"  # type: ignore[attr-defined]
+    assert SECRET not in repr(tool)

@@ -259,7 +259,7 @@ async def test_secret_and_sensitive_arguments_never_reach_logs_errors_or_repr(
     assert TOKEN not in everything
     assert PIN not in caplog.text
     assert server.seen[0].query["pin"] == [PIN]  # it did go where it belongs
-    assert "auth=Secret('***')" in repr(tool)
+    assert f"auth=Secret(source='file {secret_file}', value=<redacted>)" in repr(tool)
 
 
 def test_query_params_encode_json_values_and_repeat_lists() -> None:
