@@ -32,7 +32,7 @@ def _members(alias: Any) -> tuple[Any, ...]:
 
 def _discriminated(alias: Any, **kwargs: Any) -> TypeAdapter[Any]:
     union = Union[_members(alias)]  # type: ignore[valid-type]  # noqa: UP007
-    return TypeAdapter(Annotated[union, Field(discriminator="type")], **kwargs)
+    return TypeAdapter(Annotated[union, Field(discriminator="type")], **kwargs)  # type: ignore[arg-type]
 
 
 @functools.cache
