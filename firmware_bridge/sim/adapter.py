@@ -5,7 +5,10 @@ The host (`firmware_bridge.link.AdapterLink`, or anyone with a serial terminal) 
 (or the stable `link`) like `/dev/ttyACM0`. Behind it: the board's link state machine
 (UNLINKED / LINKED, §4-§5), its reliable channel (§6), and one `SimPort` per port
 (`sim.adapter_port`: commands, playout FIFO, audio path rules), each in front of a
-`LineModel` that the caller owns and scripts.
+`LineModel` that the caller owns and scripts. An in-process user (a test, `tipring demo`)
+scripts port N's line through `line(N)` from any task of the same trio run, before or while
+the simulator runs: the script takes effect at the next tick, and the line's records
+(`marks`, `played`, `host_waits`, `tx_log`) can be read at any time, also after `run` ends.
 
 Clock: every `tick_s` (20 ms of trio's clock by default; tests pass less, and the lines then
 run that much faster than real time) each port's line steps with the host's next frame, and
@@ -99,6 +102,12 @@ class AdapterSimulator:
     @property
     def linked(self) -> bool:
         return self.session != 0
+
+    def line(self, port: int) -> LineModel:
+        """The `LineModel` behind `port` (the one given for it), to script and to read."""
+        if not 0 <= port < len(self.ports):
+            raise ValueError(f"sim adapter: no port {port}; it has ports 0..{len(self.ports) - 1}")
+        return self.ports[port].line
 
     # --- faults -------------------------------------------------------------------------------
 

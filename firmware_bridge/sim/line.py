@@ -8,10 +8,12 @@ drive it the same way. Pure and deterministic for a seed: no trio, no I/O, no wa
 every timer counts samples. The frame clock, script and signal sum are `line_core.LineCore`;
 the echo paths are `echo_paths`.
 
-The far side is scripted. `play`, `press`, `silence` queue audio; `hang_up`, `phone_*` and
-`wait` queue actions, all run in order. Audio waits until the far party can be heard (FXO:
-the call is connected; FXS: the phone is off-hook); actions and waits run at once, actions
-on a frame boundary. The end of an FXO call drops the rest of its script.
+The far side is scripted (`line_script`; `caller.CallerScript` builds a whole caller).
+`play`, `press`, `silence` queue audio; `hang_up`, `phone_*`, `wait`, `mark` queue actions;
+`wait_for_voice` / `wait_for_silence` react to the host. All run in order. Audio and host waits
+wait until the far party can be heard (FXO: the call is connected; FXS: the phone is off-hook);
+actions and waits run at once, actions on a frame boundary. The end of an FXO call drops the
+rest of its script.
 
 FXO (the box is the phone): `incoming_call` rings us (caller ID between the first and second
 ring) until the host answers or the caller gives up; `host_off_hook` on an idle line gives
@@ -92,7 +94,8 @@ class LineModel(LineCore):
 
     Observe: `state`, `tx_log`, `far_audio` / `true_echo` / `line_noise` (last frame),
     `ring_on`, `rings`, `dialed_digits`, `digits_heard`, `host_flashes_ms`,
-    `received_callerid`, `echo_path`, `now_ms`, `script_empty`."""
+    `received_callerid`, `echo_path`, `now_ms`, `script_empty`; the script's `marks`,
+    `played`, `host_waits`, and `host_voice_after` / `host_quiet_after` on the host's audio."""
 
     def __init__(
         self,
@@ -150,8 +153,7 @@ class LineModel(LineCore):
 
     def _call_over(self, state: LineState) -> None:
         self._end_epoch()
-        self._script.clear()
-        self._head_pos = 0
+        self._script.clear(self._now)
         self._state, self._tone = state, None
 
     # --- hang-up -----------------------------------------------------------------------

@@ -2,14 +2,17 @@
 `LineModel`, which adds the telephony (ringing, dialling, hook, hang-up) on top.
 
 Owns what every line does each 20 ms step: run the timers that fall due (in samples, from
-the line's own clock), play the far side's script, sum far audio, network tones, the echo
-of the host's audio (`echo_paths.EchoFilter`, only while the loop is closed) and white line
-noise into the int16 frame the host receives, and hand back the frame's line events.
+the line's own clock), play the far side's script (`line_script.FarScript`) and let it hear
+the host, sum far audio, network tones, the echo of the host's audio (`echo_paths.EchoFilter`,
+only while the loop is closed) and white line noise into the int16 frame the host receives,
+and hand back the frame's line events. Afterwards, `host_voice_after` / `host_quiet_after`
+say when the host (the agent) started and stopped talking at the line.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
@@ -25,6 +28,8 @@ from dsp.tones import ToneGenerator
 from firmware_bridge.errors import PortUnsupported
 from firmware_bridge.port import LineEvent, LineVoltageMeasured, PortKind
 from firmware_bridge.sim.echo_paths import EchoFilter, EchoPath
+from firmware_bridge.sim.host_voice import MS_SAMPLES, STOPPED_QUIET_MS, first_run, voiced_ms
+from firmware_bridge.sim.line_script import FarScript, HostWait, HostWaitKind, Played
 
 ON_HOOK_VOLTS = 48.0  # idle loop: the exchange's -48 V battery, no current drawn
 OFF_HOOK_VOLTS = 8.0  # off-hook: 6-10 V across a DAA drawing 20-40 mA of loop current
@@ -32,7 +37,8 @@ DEAD_VOLTS = 0.0  # no battery: cut line, or the exchange's open switch interval
 
 Timer = Callable[[int], None]  # called with the sample it was due at
 Clips = list[tuple[int, NDArray[np.float64]]]  # (start sample, audio) placed on the clock
-_Item = NDArray[np.float64] | int | Callable[[], None]  # script: audio, a wait, an action
+DEFAULT_WAIT_TIMEOUT_MS = 10_000.0  # a host wait gives up after this: no agent answer, or
+# one that never ends; the script goes on (the call must not hang on a mute agent)
 
 
 class LineState(StrEnum):
@@ -91,8 +97,7 @@ class LineCore:
         self._state, self._now, self._epoch, self._seq = LineState.IDLE, 0, 0, 0
         self._events: list[LineEvent] = []
         self._timers: list[tuple[int, int, int, Timer]] = []
-        self._script: deque[_Item] = deque()
-        self._head_pos = 0  # samples of the script's head item already used
+        self._script = FarScript()
         self._net_clips: Clips = []  # network audio to the host (caller ID)
         self._tone: ToneGenerator | None = None  # the network's call-progress tone
         self._loop_open_until = 0  # a flash holds the loop open until this sample
@@ -135,7 +140,22 @@ class LineCore:
     @property
     def script_empty(self) -> bool:
         """True when every scripted item has played or run."""
-        return not self._script
+        return self._script.empty
+
+    @property
+    def marks(self) -> list[tuple[str, float]]:
+        """(name, line ms) of each `mark` the script reached, in order (the live list)."""
+        return self._script.marks
+
+    @property
+    def played(self) -> list[Played]:
+        """Each labelled `play` / `press` as it went out on the line, in order (the live list)."""
+        return self._script.played
+
+    @property
+    def host_waits(self) -> list[HostWait]:
+        """Each `wait_for_voice` / `wait_for_silence` that ended, in order (the live list)."""
+        return self._script.host_waits
 
     def step(
         self, tx: NDArray[np.int16] | None = None
@@ -151,13 +171,14 @@ class LineCore:
         self._tx.append(x.copy())
         self._run_timers()
         far = np.zeros(FRAME_SAMPLES, np.float64)
-        self._run_script(far)
+        self._script.run(far, self._now, self._far_audible)
         mix(self._net_clips, far, self._now)
         loop_closed = self._off_hook() and self._now >= self._loop_open_until
         if self._tone is not None and loop_closed:
             far += self._tone.frame()
         self._listen(x)
         sent = x.astype(np.float64) if loop_closed else np.zeros(FRAME_SAMPLES, np.float64)
+        self._script.hear(sent, self._now)  # what the far party hears of the host
         self.true_echo = self._echo.process(sent)  # on-hook the line carries nothing of tx
         self.far_audio = far
         self.line_noise = self._rng.standard_normal(FRAME_SAMPLES) * self._noise_rms
@@ -174,26 +195,89 @@ class LineCore:
 
     # --- the far side's script ---------------------------------------------------------
 
-    def play(self, pcm: NDArray[np.int16]) -> None:
-        """Queue far-party (FXS: phone) audio: 1-D int16 at 8 kHz."""
-        self._script.append(as_int16(pcm, "LineModel.play").astype(np.float64))
+    def play(self, pcm: NDArray[np.int16], label: str = "play") -> None:
+        """Queue far-party (FXS: phone) audio: 1-D int16 at 8 kHz, recorded in `played` as
+        `label`."""
+        self._script.add_audio(as_int16(pcm, "LineModel.play").astype(np.float64), label)
 
     def press(
-        self, digits: str, on_ms: float = 100.0, off_ms: float = 100.0, level_dbm0: float = -10.0
+        self,
+        digits: str,
+        on_ms: float = 100.0,
+        off_ms: float = 100.0,
+        level_dbm0: float = -10.0,
+        label: str | None = None,
     ) -> None:
-        """Queue DTMF keypresses from the far party (FXS: the phone), `level_dbm0` per tone."""
-        self.play(dtmf_generate(digits, on_ms, off_ms, level_dbm0))
+        """Queue DTMF keypresses from the far party (FXS: the phone), `level_dbm0` per tone,
+        recorded in `played` as `label` (default "press <digits>") up to the last tone's end."""
+        if not digits:
+            return
+        keys = dtmf_generate(digits, on_ms, off_ms, level_dbm0)
+        self.play(keys[: keys.shape[0] - samples(off_ms)], label or f"press {digits}")
+        self.silence(off_ms)
 
     def silence(self, ms: float) -> None:
         """Queue `ms` of far-party silence (it waits for the call like any audio)."""
-        self._script.append(np.zeros(samples(ms), np.float64))
+        self._script.add_audio(np.zeros(samples(ms), np.float64), None)
 
     def wait(self, ms: float) -> None:
         """Let `ms` pass before the next script item, call or no call."""
-        self._script.append(samples(ms))
+        self._script.add_wait(samples(ms))
+
+    def mark(self, name: str) -> None:
+        """Queue a mark: the line ms the script reaches it at (to the sample, call or no call)
+        goes into `marks` as (name, ms)."""
+        self._script.add_mark(name)
+
+    def wait_for_voice(
+        self, min_ms: float = 200.0, timeout_ms: float = DEFAULT_WAIT_TIMEOUT_MS
+    ) -> None:
+        """Queue a wait for the host to talk: from its start (a frame boundary, once the call is
+        up) until the host's audio at the line added up to `min_ms` of voice
+        (`host_voice.HOST_VOICE_DBM0`, whole ms; pauses between words do not reset the count,
+        and speech is voiced 60-80 % of its time), or `timeout_ms` passed. The script goes on
+        at the next frame boundary; `host_waits` records it."""
+        self._host_wait("voice", min_ms, timeout_ms)
+
+    def wait_for_silence(
+        self, min_ms: float = 600.0, timeout_ms: float = DEFAULT_WAIT_TIMEOUT_MS
+    ) -> None:
+        """Queue a wait for the host to stop talking: until its audio at the line has been
+        below the voice level for `min_ms` in a row, counted from the wait's start (quiet
+        before it does not count), or `timeout_ms` passed. The default 600 ms outlasts the
+        pauses inside a turn (the shipped prompts pause up to ~390 ms between words)."""
+        self._host_wait("silence", min_ms, timeout_ms)
+
+    def _host_wait(self, kind: HostWaitKind, min_ms: float, timeout_ms: float) -> None:
+        if not (0.0 < min_ms < math.inf and 0.0 < timeout_ms < math.inf):
+            raise ValueError(f"line {self.port}: wait_for_{kind} wants min_ms and timeout_ms "
+                             f"> 0 and finite, got {min_ms} and {timeout_ms}")  # fmt: skip
+        self._script.add_host_wait(kind, min_ms, timeout_ms)
 
     def _act(self, action: Callable[[], None]) -> None:
-        self._script.append(action)
+        self._script.add_action(action)
+
+    # --- what the host sent, measured at the far end -----------------------------------
+
+    def host_voice_after(self, t_ms: float) -> float | None:
+        """The first whole line ms at or after `t_ms` in which the host's audio was voice
+        (`host_voice.HOST_VOICE_DBM0`): the agent's first audio at the line after, say, the
+        caller's end of speech. None: none yet. Searches `tx_log` (all of it unless
+        `tx_log_frames` caps it; before its start, from its start)."""
+        return self._host_run(t_ms, 1.0, True)
+
+    def host_quiet_after(self, t_ms: float, quiet_ms: float = STOPPED_QUIET_MS) -> float | None:
+        """The first whole line ms at or after `t_ms` from which the host's audio stayed below
+        the voice level for `quiet_ms`: the agent stopped at the line (after a barge-in, say).
+        The default 200 ms skips pauses between words (`host_voice.STOPPED_QUIET_MS`); a run
+        still shorter than `quiet_ms` at the end of the log gives None. Searches `tx_log`."""
+        return self._host_run(t_ms, quiet_ms, False)
+
+    def _host_run(self, t_ms: float, length_ms: float, voice: bool) -> float | None:
+        log = self.tx_log
+        base_ms = (self._now - log.shape[0]) // MS_SAMPLES  # tx_log ends at now, whole frames
+        at = first_run(voiced_ms(log), math.floor(t_ms) - base_ms, length_ms, voice)
+        return None if at is None else float(base_ms + at)
 
     # --- machinery ---------------------------------------------------------------------
 
@@ -208,27 +292,6 @@ class LineCore:
             due, _, epoch, fn = heapq.heappop(self._timers)
             if epoch == self._epoch:  # else cancelled: answered, hung up, ...
                 fn(due)
-
-    def _run_script(self, far: NDArray[np.float64]) -> None:
-        pos = 0
-        while self._script and pos < FRAME_SAMPLES:
-            item = self._script[0]
-            if callable(item):
-                if pos:
-                    return  # actions take effect on frame boundaries
-                self._script.popleft()
-                item()
-                continue
-            if isinstance(item, np.ndarray) and not self._far_audible():
-                return  # audio waits for the call
-            length = item.shape[0] if isinstance(item, np.ndarray) else item
-            n = min(FRAME_SAMPLES - pos, length - self._head_pos)
-            if isinstance(item, np.ndarray):
-                far[pos : pos + n] += item[self._head_pos : self._head_pos + n]
-            pos, self._head_pos = pos + n, self._head_pos + n
-            if self._head_pos >= length:
-                self._script.popleft()
-                self._head_pos = 0
 
     def _listen(self, x: NDArray[np.int16]) -> None:
         """What the far side makes of the host's audio this frame (the subclass decides)."""
