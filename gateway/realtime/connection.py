@@ -9,10 +9,11 @@ deadline (trio-websocket's `ping` waits forever otherwise), and hands each parse
 owner (`Dispatcher`).
 
 Any end (server close, network, dead keep-alive, fatal error) is recorded in `end` and sets
-`closed` (before the close handshake, which goes on in this task for up to `CLOSE_S`: a
-reconnect does not wait for a peer that stopped reading); it never raises into the session's
-nursery. Before `started()` an end raises
-`ConnectFailed` out of `nursery.start`, so the session can retry or give up.
+`closed` (before the close handshake, which goes on in this task for up to `CLOSE_S`, cut to
+`HANGUP_CLOSE_S` by a hang-up: a reconnect does not wait for a peer that stopped reading); it
+never raises into the session's nursery. Before `started()` an end raises `ConnectFailed` out
+of `nursery.start`, so the session can retry or give up. A response in progress with no event
+of its own for `RESPONSE_STALL_S` is reported to the owner (`on_stall`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from wsproto.utilities import LocalProtocolError
 
 from gateway.errors import GatewayError
 from gateway.realtime import client_events as ce
+from gateway.realtime import websocket
 from gateway.realtime.audio import DownlinkDecoder, UplinkEncoder, describe_format, parse_format
 from gateway.realtime.errors import AudioFormatRefused, MalformedEvent, SessionFailed
 from gateway.realtime.events import (
@@ -46,34 +48,28 @@ from gateway.realtime.events import (
 from gateway.realtime.profiles import auth_headers, connection_url, profile_of, ssl_context_for
 from gateway.realtime.secrets import ApiKey
 from gateway.realtime.settings import RealtimeSettings
-from gateway.realtime.websocket import CONNECT_S, open_socket
+from gateway.realtime.websocket import CONNECT_S, HANGUP_CLOSE_S, open_socket
 
 log = logging.getLogger(__name__)
 
 CLOSE_S = 2.0  # close handshake when we end a connection (rotation, errors); then dropped
-HANGUP_CLOSE_S = 0.1  # on hang-up: the close frame is written, no reply is awaited
 HANDSHAKE_S = 10.0  # session.update -> session.updated (the real APIs answer within ~1 s)
 KEEPALIVE_S = 15.0  # ping this often: NAT/proxy idle timers are >= 30 s
 PING_TIMEOUT_S = 10.0  # no pong this long: the link is dead, reconnect
 RAW_BUFFER = 64  # frames between the drain task and dispatch: ~2 s of 40 ms deltas' burst
 CREATE_ANSWER_S = 5.0  # a response.create unanswered this long no longer blocks the next
+# No event of the response in progress this long: taken as done (a stray response.created, a
+# server that lost it). Real ones stream every ~0.1 s; even a reasoning model thinks for ~s.
+RESPONSE_STALL_S = 20.0
 BOUNDED_IDS = 64  # per-item bookkeeping kept for the latest items only
-# Fatal for the session (research note §1.7 and vendors' auth errors); any error answering our
-# session.update is fatal too (an invalid session config). Everything else is logged.
-FATAL_CODES = frozenset({
-    "invalid_api_key", "beta_api_shape_disabled", "insufficient_quota", "model_not_found",
-    "invalid_model", "unsupported_model", "account_deactivated", "unauthorized", "forbidden",
-})  # fmt: skip
-FATAL_TYPES = frozenset({"authentication_error", "permission_error"})
-HARMLESS_CODES = frozenset(
-    {"response_cancel_not_active", "conversation_already_has_active_response"}
-)
 _SEND_ERRORS = (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError,
                 LocalProtocolError)  # fmt: skip
 
 
 class Owner(Protocol):
     async def on_event(self, conn: Connection, event: ServerEvent) -> None: ...
+
+    async def on_stall(self, conn: Connection) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +117,11 @@ class Connection:
         self.changed = trio.Event()  # set (and renewed) when turn-taking state changes
         self.end: ConnectionEnd | None = None
         self.retired = False
-        self.synced = 0  # ConversationLog index sent up to
+        self.synced = self.carried_from = 0  # ConversationLog index sent up to, started at
         self.control_lock = trio.Lock()  # keeps item.create ... response.create in order
         # The server's view of the conversation, as far as this client tracks it.
         self.response_id: str | None = None
+        self.response_seen_s = -math.inf  # the last event of the response in progress
         self.create_sent_s = -math.inf
         self.cancel_next = False
         self.speaking = False
@@ -135,10 +132,12 @@ class Connection:
         self.item_ms: BoundedDict = BoundedDict()  # agent audio received per item
         self.muted: BoundedDict = BoundedDict()  # response and item ids whose audio is dropped
         self.call_names: BoundedDict = BoundedDict()
+        self.given_up: BoundedDict = BoundedDict()  # stalled responses: no ResponseDone again
         self.partials: BoundedDict = BoundedDict()  # item id -> agent transcript deltas
         self.encoder = UplinkEncoder(settings.input_format)
         self.decoder = DownlinkDecoder(settings.output_format)
         self.deltas_dropped = self.malformed = 0
+        self.input_ms = 0.0  # caller audio sent since our last commit or clear
         self._ws: WebSocketConnection | None = None
         self._peer_silent = False  # no pong: the close handshake gets no reply either
         self._beta_named = False  # logged once per connection
@@ -163,6 +162,10 @@ class Connection:
         """Wake whoever waits for a quiet moment (a pending rotation)."""
         self.changed.set()
         self.changed = trio.Event()
+
+    def stall_at_s(self) -> float:
+        """When the response in progress counts as stalled if nothing of it comes (inf: none)."""
+        return math.inf if self.response_id is None else self.response_seen_s + RESPONSE_STALL_S
 
     def quiet_wake_s(self) -> float:
         """When `between_turns` may turn true by time alone (inf: only an event can)."""
@@ -192,11 +195,13 @@ class Connection:
         try:
             await ws.send_message(json.dumps(event))
         except _SEND_ERRORS as exc:
-            self.finish(self._redact(f"sending failed: {_closed_reason(exc)}"))
+            self.finish(self._redact(f"sending failed: {websocket.closed_reason(exc)}"))
             return False
         return True
 
     async def send_audio(self, pcm: NDArray[np.int16]) -> bool:
+        """Caller audio as one append, counted in `input_ms` first (for a commit behind it)."""
+        self.input_ms += pcm.size / 8  # 8 samples a millisecond
         return await self.send_event(ce.input_audio_append(self.encoder.encode(pcm)))
 
     # --- the actor ----------------------------------------------------------------------------
@@ -214,7 +219,7 @@ class Connection:
         except ConnectionRejected as exc:
             self._rejected(exc.status_code)
         except (HandshakeError, ConnectionClosed, OSError) as exc:
-            self.finish(self._redact(f"could not connect: {_closed_reason(exc)}"))
+            self.finish(self._redact(f"could not connect: {websocket.closed_reason(exc)}"))
         except trio.TooSlowError:
             self.finish(f"could not connect within {CONNECT_S:g} s")
         finally:
@@ -241,8 +246,7 @@ class Connection:
                     self.closed.set()
                     self.touch()
                 polite = own_end and not self._peer_silent
-                with trio.move_on_after(CLOSE_S if polite else HANGUP_CLOSE_S, shield=True):
-                    await ws.aclose(1000, "bye")
+                await websocket.close_socket(ws, CLOSE_S if polite else HANGUP_CLOSE_S)
 
     def _rejected(self, status: int) -> None:
         # 401/403: the key; other 4xx: URL, model or deployment; 408/429/5xx: try again.
@@ -279,7 +283,7 @@ class Connection:
                     message = await ws.get_message()
                 except ConnectionClosed as exc:
                     if self.end is None:
-                        self.end = ConnectionEnd(self._redact(_close_story(exc)), False)
+                        self.end = ConnectionEnd(self._redact(websocket.close_story(exc)), False)
                     return
                 try:
                     self._raw_send.send_nowait(message)
@@ -343,7 +347,16 @@ class Connection:
         return True
 
     async def _dispatch(self) -> None:
-        async for raw in self._raw_recv:
+        while True:
+            raw: str | bytes | None = None
+            with trio.move_on_at(self.stall_at_s()):  # only the wait: never a handler
+                try:
+                    raw = await self._raw_recv.receive()
+                except trio.EndOfChannel:
+                    return
+            if raw is None:
+                await self.owner.on_stall(self)
+                continue
             event = self._parse(raw)
             if event is None:
                 continue
@@ -383,21 +396,3 @@ class Connection:
 def _is_audio_delta(message: str | bytes) -> bool:
     head = message[:200]
     return (b"audio.delta" in head) if isinstance(head, bytes) else ("audio.delta" in head)
-
-
-def _close_story(exc: ConnectionClosed) -> str:
-    """Who closed the socket and why, for the log and `SessionLost`."""
-    code = getattr(exc.reason, "code", None)
-    if code == 1009:  # trio-websocket closes by itself on a message over MAX_MESSAGE_BYTES
-        return f"a message over the size limit closed the socket: {_closed_reason(exc)}"
-    return f"the server closed the socket: {_closed_reason(exc)}"
-
-
-def _closed_reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    if reason is not None and hasattr(reason, "code"):
-        text = f" ({reason.reason})" if reason.reason else ""
-        return f"{reason.code} {reason.name}{text}"
-    cause = exc.__cause__ or exc.__context__
-    detail = str(exc) or (str(cause) if cause else "")
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -4,8 +4,9 @@ and its connections (one actor: its tasks share this state).
 It keeps the per-connection bookkeeping (the response in progress, audio received per item,
 muted responses and items, partial transcripts), turns events into `messages` for the call,
 keeps the `ConversationLog` for carry-over, serialises `response.create` (one response at a
-time: a wanted response waits for `response.done`) and sorts server errors into fatal (the
-connection ends; the session fails) and the rest (logged; the session goes on).
+time: a wanted response waits for `response.done`, or for the response to stall: no event of it
+for `RESPONSE_STALL_S`) and sorts server errors into fatal (the connection ends; the session
+fails) and the rest (logged; the session goes on).
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ from typing import assert_never
 import trio
 
 from gateway.realtime import client_events as ce
+from gateway.realtime import connection
 from gateway.realtime.audio import MAX_DELTA_MS, bytes_per_ms, decode_base64
-from gateway.realtime.connection import FATAL_CODES, FATAL_TYPES, HARMLESS_CODES, Connection
-from gateway.realtime.conversation import CUT_MARK, ConversationLog, Entry, EntryKind
+from gateway.realtime.connection import Connection
+from gateway.realtime.conversation import (
+    CUT_MARK,
+    MAX_ITEM_CHARS,
+    ConversationLog,
+    Entry,
+    EntryKind,
+)
 from gateway.realtime.errors import MalformedEvent
 from gateway.realtime.events import (
     AudioDelta,
@@ -52,6 +60,16 @@ from gateway.realtime.settings import RealtimeSettings
 log = logging.getLogger(__name__)
 
 QUIET_S = 0.5  # after the last speech/response event, a moment counts as between turns
+# Fatal for the session (research note §1.7 and vendors' auth errors); any error answering our
+# session.update is fatal too (an invalid session config). Everything else is logged.
+FATAL_CODES = frozenset({
+    "invalid_api_key", "beta_api_shape_disabled", "insufficient_quota", "model_not_found",
+    "invalid_model", "unsupported_model", "account_deactivated", "unauthorized", "forbidden",
+})  # fmt: skip
+FATAL_TYPES = frozenset({"authentication_error", "permission_error"})
+HARMLESS_CODES = frozenset(
+    {"response_cancel_not_active", "conversation_already_has_active_response"}
+)
 
 
 @dataclass
@@ -102,7 +120,7 @@ class Dispatcher:
         """Bring `conn`'s conversation up to the log, then send a wanted response.create if it
         is the active connection and no response is in progress."""
         async with conn.control_lock:
-            end, todo = self.log.entries_since(conn.synced, conn.generation)
+            end, todo = self.log.entries_since(conn.synced, conn.generation, conn.carried_from)
             for entry in todo:
                 if not await conn.send_event(ce.item_create(ce.new_event_id(), entry.item())):
                     return
@@ -117,11 +135,31 @@ class Dispatcher:
 
     def connection_ended(self, conn: Connection) -> None:
         """Keep what the agent had said of a reply the drop cut off."""
-        for item_id, parts in conn.partials.items():
-            if parts:
-                self.log.add(Entry("agent", "".join(parts) + CUT_MARK, item_id=item_id,
+        for item_id, text in conn.partials.items():
+            if text:
+                self.log.add(Entry("agent", text + CUT_MARK, item_id=item_id,
                                    origin=conn.generation))  # fmt: skip
         conn.partials.clear()
+
+    async def on_stall(self, conn: Connection) -> None:
+        """`conn`'s response in progress showed no event for `RESPONSE_STALL_S` (a stray
+        `response.created`, a server that lost it): taken as done, so a queued response.create
+        goes. Its late audio, if any, is muted."""
+        rid = conn.response_id
+        conn.response_id = None
+        if rid is None:
+            return
+        log.warning("realtime %s: response %s showed no activity for %g s: taken as done",
+                    conn.name, rid or "(no id)", connection.RESPONSE_STALL_S)  # fmt: skip
+        conn.touch()
+        if conn is not self.active:
+            return
+        if rid:  # (a lean server's response without an id: nothing to mute or cancel by id)
+            conn.muted[rid] = conn.given_up[rid] = True
+            # A server that still runs it frees it; one that never did: response_cancel_not_active.
+            await conn.send_event(ce.response_cancel(ce.new_event_id(), rid))
+        await self.emit(ResponseDone(rid, "incomplete", "stalled"))
+        await self.flush(conn)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -134,6 +172,7 @@ class Dispatcher:
                 "realtime %s: %s on a standby connection, ignored", conn.name, type(event).__name__
             )  # the type only: arguments may be sensitive
             return
+        self._activity(conn, event)
         match event:
             case AudioDelta():
                 self._audio(conn, event)
@@ -188,12 +227,28 @@ class Dispatcher:
         if pcm.size:
             self.emit_audio(AgentAudio(pcm, rid, item))
 
+    def _activity(self, conn: Connection, event: ServerEvent) -> None:
+        """An event of the response in progress (or of no named one) restarts its stall clock."""
+        match event:
+            case AudioDelta() | FunctionCallRequested():
+                rid = event.response_id
+            case TranscriptReceived(speaker="agent"):
+                rid = event.response_id
+            case OutputItemAdded():
+                rid = ""
+            case Ignored() if event.type.startswith("response."):
+                rid = ""
+            case _:
+                return
+        if conn.response_id is not None and rid in ("", conn.response_id):
+            conn.response_seen_s = trio.current_time()
+
     async def _transcript(self, conn: Connection, event: TranscriptReceived) -> None:
         if event.speaker == "agent" and not event.final:
-            parts = conn.partials.get(event.item_id)
-            if parts is None:
-                conn.partials[event.item_id] = parts = []
-            parts.append(event.text)
+            # Kept for a drop mid-reply; one over MAX_ITEM_CHARS is cut by the log.
+            text = conn.partials.get(event.item_id, "")
+            if len(text) <= MAX_ITEM_CHARS:
+                conn.partials[event.item_id] = text + event.text[: MAX_ITEM_CHARS + 1 - len(text)]
         elif event.final:
             if event.speaker == "agent":
                 conn.partials.pop(event.item_id, None)
@@ -205,6 +260,7 @@ class Dispatcher:
         self._busy(conn)
         if isinstance(event, ResponseCreated):
             conn.response_id, conn.create_sent_s = event.response_id, -math.inf
+            conn.response_seen_s = trio.current_time()
             await self.emit(event)
             if conn.cancel_next:  # a barge-in came while our response.create was in flight
                 conn.cancel_next = False
@@ -213,7 +269,11 @@ class Dispatcher:
             return
         if conn.response_id in (event.response_id, "") or not event.response_id:
             conn.response_id = None
-        await self.emit(event)
+        if event.response_id in conn.given_up:  # the call was told at the stall
+            log.info("realtime %s: stalled response %s ended after all (%s)", conn.name,
+                     event.response_id, event.status)  # fmt: skip
+        else:
+            await self.emit(event)
         await self.flush(conn)  # a queued response.create goes now
 
     async def _function_call(self, conn: Connection, event: FunctionCallRequested) -> None:

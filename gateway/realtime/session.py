@@ -15,7 +15,11 @@ It talks to the server through one `Connection` at a time:
   and takes the conversation while the old one still serves; the switch happens at the next
   quiet moment between turns, so the caller hears nothing of it.
 - **Barge-in**: `cancel_response()` and `truncate(item_id, played_ms)`; **tools**:
-  `send_function_output(call_id, output)`; **DTMF and notes**: `send_text(text)`.
+  `send_function_output(call_id, output)`; **DTMF and notes**: `send_text(text)`;
+  **turns decided here** (`turn_detection` None: push-to-talk, a local VAD): `commit_input()`
+  and `clear_input()`.
+- **Hang-up** is cancelling `run()`: it returns within ~`HANGUP_CLOSE_S` (a close frame per
+  socket, no reply awaited), even while a rotated-away socket is still closing politely.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ RECONNECT_MAX_S = 8.0
 GIVE_UP_S = 30.0  # no server for this long: the call cannot be saved, tell it so
 ROTATE_GRACE_S = 240.0  # no quiet moment this long after rotate_after_s: switch anyway
 ROTATE_RETRY_S = 30.0  # a successor that failed to open is tried again this much later
+MIN_COMMIT_MS = 100.0  # OpenAI refuses a smaller commit (input_audio_buffer_commit_empty)
+# A commit waits this long at most for the caller frames queued before it to go up first:
+# they come every 20 ms and go at once, but a socket that stopped taking them must not hold
+# the caller's turn.
+CATCH_UP_S = 0.2
 
 
 def backoff_s(failures: int) -> float:
@@ -74,6 +83,12 @@ class RealtimeSession:
         self._dispatch = Dispatcher(settings, events_send)
         self._nursery: trio.Nursery | None = None
         self._generations = itertools.count(1)
+        # Caller frames waiting for an append, batched by the uplink alone. Taken without a
+        # checkpoint and sent at once: the socket's send lock is FIFO, so appends, commits and
+        # clears go in the order taken.
+        self._batch: list[NDArray[np.int16]] = []
+        self._uplink_waits = trio.Event()  # set (and renewed) when the uplink waits for a frame
+        self._uplink_over = False
 
     def __repr__(self) -> str:
         conn = self._dispatch.active
@@ -141,6 +156,46 @@ class RealtimeSession:
             self._dispatch.response_wanted = True
         await self._flush()
 
+    async def commit_input(self, respond: bool = True) -> bool:
+        """The caller's turn ended, as decided here (push-to-talk released, a local VAD; for
+        `turn_detection` None: a server VAD commits by itself). Caller frames still queued go
+        up first, then `input_audio_buffer.commit` makes the audio since the last commit a user
+        item; `respond` asks the agent to answer it (queued behind a response in progress).
+        False, and nothing sent, with under `MIN_COMMIT_MS` of audio to commit or no
+        connection (a reconnect loses the uncommitted audio with the old socket)."""
+        if self._dispatch.active is None:
+            log.info("realtime: no connection: the caller's turn is not committed")
+            return False
+        await self._uplink_caught_up()
+        conn = self._dispatch.active
+        if conn is None:
+            return False
+        await self._send_batch(conn)
+        if conn.input_ms < MIN_COMMIT_MS:
+            log.info("realtime %s: %.0f ms of caller audio: too little to commit", conn.name,
+                     conn.input_ms)  # fmt: skip
+            return False
+        conn.input_ms = 0.0
+        if not await conn.send_event(ce.input_audio_commit(ce.new_event_id())):
+            return False
+        if respond:
+            self._dispatch.response_wanted = True
+            await self._flush()
+        return True
+
+    async def clear_input(self) -> None:
+        """Forget the caller audio since the last commit (push-to-talk cancelled, a local turn
+        judged noise): frames still queued here are dropped, the server's input buffer is
+        cleared (`input_audio_buffer.clear`)."""
+        if self._dispatch.active is not None:
+            await self._uplink_caught_up()
+        self.stats.frames_dropped += len(self._batch)
+        self._batch.clear()
+        conn = self._dispatch.active
+        if conn is not None:
+            conn.input_ms = 0.0
+            await conn.send_event(ce.input_audio_clear(ce.new_event_id()))
+
     async def _flush(self) -> None:
         conn = self._dispatch.active
         if conn is not None:
@@ -199,7 +254,7 @@ class RealtimeSession:
         assert self._nursery is not None
         conn = Connection(self._dispatch, self.settings, self._key, next(self._generations))
         await self._nursery.start(conn.run)
-        conn.synced = self._dispatch.log.carry_start()
+        conn.synced = conn.carried_from = self._dispatch.log.carry_start()
         await self._dispatch.flush(conn)  # not active yet: the carried-over items only
         return conn
 
@@ -254,23 +309,52 @@ class RealtimeSession:
 
     async def _uplink(self) -> None:
         """Caller frames -> `input_audio_buffer.append`, `frames_per_append` frames each."""
-        n = self.settings.frames_per_append
-        batch: list[NDArray[np.int16]] = []
-        async with self.frames_recv:
-            async for frame in self.frames_recv:
-                if frame.shape != (FRAME_SAMPLES,) or frame.dtype != np.int16:
-                    raise TypeError(f"caller frames must be {FRAME_SAMPLES} int16 samples, "
-                                    f"got {frame.dtype} {frame.shape}")  # fmt: skip
-                batch.append(frame)
-                if len(batch) < n:
-                    continue
-                pcm = np.concatenate(batch)
-                batch.clear()
-                conn = self._dispatch.active
-                if conn is not None and await conn.send_audio(pcm):
-                    self.stats.frames_sent += n
-                else:
-                    self.stats.frames_dropped += n
+        try:
+            async with self.frames_recv:
+                while True:
+                    self._uplink_waits.set()
+                    self._uplink_waits = trio.Event()
+                    try:
+                        frame = await self.frames_recv.receive()
+                    except trio.EndOfChannel:
+                        return
+                    self._batch.append(_checked(frame))
+                    if len(self._batch) >= self.settings.frames_per_append:
+                        await self._send_batch(self._dispatch.active)
+        finally:
+            self._uplink_over = True
+
+    async def _uplink_caught_up(self) -> None:
+        """Until every caller frame sent so far is in the batch or gone up (the uplink waits
+        for the next with none queued; a frame handed to it but not yet taken counts as not
+        waiting), or `CATCH_UP_S`."""
+        with trio.move_on_after(CATCH_UP_S):
+            while not self._uplink_over:
+                queue = self.frames_recv.statistics()
+                if queue.current_buffer_used == 0 and queue.tasks_waiting_receive > 0:
+                    return
+                await self._uplink_waits.wait()
+
+    async def _send_batch(self, conn: Connection | None) -> None:
+        """The frames batched so far as one append (fewer than `frames_per_append` when a
+        commit asks), or counted as dropped without a connection. The batch is taken before
+        the first checkpoint."""
+        if not self._batch:
+            return
+        n = len(self._batch)
+        pcm = np.concatenate(self._batch)
+        self._batch.clear()
+        if conn is not None and await conn.send_audio(pcm):
+            self.stats.frames_sent += n
+        else:
+            self.stats.frames_dropped += n
+
+
+def _checked(frame: NDArray[np.int16]) -> NDArray[np.int16]:
+    if frame.shape != (FRAME_SAMPLES,) or frame.dtype != np.int16:
+        raise TypeError(f"caller frames must be {FRAME_SAMPLES} int16 samples, "
+                        f"got {frame.dtype} {frame.shape}")  # fmt: skip
+    return frame
 
 
 async def _quiet_moment(old: Connection, new: Connection) -> None:
