@@ -1,0 +1,398 @@
+"""`gateway.call`: the call pipeline. `CallPipeline` implements `gateway.line_call.CallStarter`:
+the line actor runs `run_call(spec, line)` for each connected call, and each call is a nursery
+(`Call`) that ends by returning (the agent hung up, the cloud is gone for good) or by being
+cancelled (the line hung up). Its record (`gateway.call_metrics.CallRecord`) is kept in
+`CallPipeline.records` and handed to `on_record`.
+
+Inside a call:
+- the frame loop: each frame the line forwards -> `AudioPath.step` (echo canceller, DTMF,
+  VAD, local barge-in, one frame to the line, the clean frame to the session);
+- the cloud: a `RealtimeSession` for the agent's profile, `CallTools` on its events (tools run
+  while audio flows), and the events task: agent audio -> playout, transcripts, the cloud's
+  speech_started (confirm or cloud-only barge-in: flush, `response.cancel`, truncate to what
+  was played), connection news (hold beeps while it reconnects; past `hold_timeout_s` or
+  when the session fails: the fallback prompt and a voicemail, `gateway.call_fallback`);
+- the caller's digits (detected on the clean uplink, or reported by the device) go to the
+  agent as one text message per burst ("[caller pressed 12#]"), or to a local menu;
+- `CallActions` (`gateway.call_control`) is the tools' `CallControl`: end_call, transfer,
+  send_dtmf.
+Modules: `call_audio` (the per-frame step), `call_echo` (how far the echo canceller is
+trusted), `call_bargein`, `call_control`, `call_fallback`, `call_metrics` (the record),
+`call_wav`, `call_config`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import assert_never
+
+import numpy as np
+import trio
+from numpy.typing import NDArray
+
+from firmware_bridge.port import DtmfReported, HookFlashed
+from gateway.call_audio import AudioPath
+from gateway.call_bargein import BargeIn
+from gateway.call_config import AgentProfile, CallConfig, CloudSession, SessionFactory
+from gateway.call_control import CallActions, ResponseWatch
+from gateway.call_fallback import (
+    PromptBank,
+    Voicemail,
+    check_prompts,
+    hold,
+    leave_voicemail,
+    load_prompts,
+)
+from gateway.call_metrics import CallMetrics, CallRecord, Timeline, TranscriptLine, percentile
+from gateway.call_tools import CallTools, open_call_tools, session_settings
+from gateway.call_wav import write_wav
+from gateway.errors import ConfigError
+from gateway.line_call import CallLine, CallSpec
+from gateway.realtime import (
+    AgentAudio,
+    ErrorReported,
+    FunctionCallRequested,
+    RateLimitsUpdated,
+    RealtimeConfigError,
+    RealtimeEvent,
+    RealtimeSession,
+    ResponseCreated,
+    ResponseDone,
+    SessionConnected,
+    SessionFailed,
+    SessionLost,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptReceived,
+)
+
+log = logging.getLogger(__name__)
+
+UPLINK_BUFFER = 16  # caller frames to the session (320 ms): a stalled socket loses frames, not time
+EVENTS_BUFFER = 256  # session -> CallTools: a reply's burst of deltas and transcripts
+DIGITS_BUFFER = 32  # digits waiting for the digit task: a burst of typing
+SAVE_S = 1.5  # the record's files (voicemail, captures), within the line's CALL_CLEANUP_S (2 s)
+RECORDS_KEPT = 100
+WallClock = Callable[[], datetime]
+
+
+def _write_all(files: list[tuple[Path, NDArray[np.int16]]]) -> None:
+    for path, pcm in files:
+        write_wav(path, pcm)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CallPipeline:
+    """The `CallStarter` of the appliance: `profiles` by name (the line's rules pick one; an
+    unknown name gets "default"), `config` for every call. `prompts`: name -> int16 audio
+    (None: the shipped ones, read at the first call). `session_factory` makes the realtime
+    session (tests may hand in a fake). Construction does no I/O."""
+
+    def __init__(self, profiles: Mapping[str, AgentProfile], config: CallConfig | None = None, *,
+                 prompts: PromptBank | None = None,
+                 on_record: Callable[[CallRecord], None] | None = None,
+                 session_factory: SessionFactory = RealtimeSession,
+                 wall_clock: WallClock = _utc_now) -> None:  # fmt: skip
+        if not profiles:
+            raise ConfigError("call: no agent profiles: nobody to answer calls")
+        self.profiles = dict(profiles)
+        self.config = config or CallConfig()
+        self.on_record = on_record
+        self.records: deque[CallRecord] = deque(maxlen=RECORDS_KEPT)
+        self._prompts = prompts
+        if prompts is not None:
+            check_prompts(prompts, self.config)
+        self._session_factory = session_factory
+        self._wall_clock = wall_clock
+
+    async def run_call(self, spec: CallSpec, line: CallLine) -> None:
+        profile = self.profiles.get(spec.profile) or self.profiles.get("default")
+        if profile is None:
+            raise ConfigError(f"call {spec.call_id}: no agent profile '{spec.profile}' and no "
+                              "'default' one")  # fmt: skip
+        if self._prompts is None:
+            prompts = await trio.to_thread.run_sync(load_prompts)
+            check_prompts(prompts, self.config)
+            self._prompts = prompts
+        call = Call(spec, line, profile, self.config, self._prompts, self._session_factory)
+        started_at = self._wall_clock()
+        log.info("line %d: call %s (%s) with agent %s", spec.port, spec.call_id, spec.direction,
+                 spec.profile)  # fmt: skip
+        try:
+            await call.run()
+        except Exception:  # a bug: the line logs it with its traceback; the record says so
+            call.ended_by = call.ended_by or "the call failed (see the log)"
+            raise
+        finally:
+            with trio.move_on_after(SAVE_S, shield=True):
+                await call.save_files()
+            record = call.record(started_at, self._wall_clock())
+            self.records.append(record)
+            log.info("line %d: call %s over after %.1f s: %s", spec.port, spec.call_id,
+                     record.duration_s, record.ended_by)  # fmt: skip
+            if self.on_record is not None:
+                self.on_record(record)
+
+
+class Call:
+    """One call's nursery and state; see the module docstring."""
+
+    def __init__(self, spec: CallSpec, line: CallLine, profile: AgentProfile, config: CallConfig,
+                 prompts: PromptBank, session_factory: SessionFactory) -> None:  # fmt: skip
+        self.spec, self.line, self.profile, self.config = spec, line, profile, config
+        self.prompts, self._session_factory = prompts, session_factory
+        self.timeline = Timeline(trio.current_time())
+        self.metrics = CallMetrics()
+        self.bargein = BargeIn(config.confirm_window_s)
+        self.audio = AudioPath(line.port, config, self.metrics, self.bargein, self.timeline)
+        self.responses = ResponseWatch()
+        self.transcript: list[TranscriptLine] = []
+        self.dtmf = ""
+        self.ended_by: str | None = None
+        self.voicemail = (Voicemail(config.voicemail_dir, spec.call_id)
+                          if config.voicemail_dir is not None else None)  # fmt: skip
+        self.captures: list[str] = []
+        self.tools: CallTools | None = None
+        self.session: CloudSession | None = None
+        self._nursery: trio.Nursery | None = None
+        self._cloud_scope = trio.CancelScope()
+        self._cloud_back = trio.Event()
+        self._holding = self._gave_up = False
+        self._digits_send, self._digits_recv = trio.open_memory_channel[str](DIGITS_BUFFER)
+        self.control: CallActions | None = None
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.control = CallActions(self.spec, self.line, self.audio, self.responses,
+                                       self.end, nursery)  # fmt: skip
+            nursery.start_soon(self._frames)
+            nursery.start_soon(self._signals)
+            nursery.start_soon(self._digits)
+            nursery.start_soon(self._cloud)
+
+    def end(self, ended_by: str) -> None:
+        """End the call (run() returns): `ended_by` goes to the record."""
+        if self.ended_by is None:
+            self.ended_by = ended_by
+            self.timeline.note(trio.current_time(), f"ended: {ended_by}")
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel(reason=ended_by)
+
+    # --- the line side ------------------------------------------------------------------------
+
+    async def _frames(self) -> None:
+        async for frame in self.line.frames:
+            now_s = trio.current_time()
+            for digit in self.audio.step(frame, now_s):
+                self._digit(digit, now_s)
+        if not self.line.hangup.hung_up:  # the line closes them before it cancels us
+            self.end("the line stopped sending audio")
+
+    async def _signals(self) -> None:
+        async for signal in self.line.signals:
+            now_s = trio.current_time()
+            match signal:
+                case DtmfReported(digit=digit):
+                    self._digit(digit, now_s)
+                case HookFlashed(duration_ms=ms):
+                    self.timeline.note(now_s, f"caller flashed the hook ({ms:.0f} ms)")
+                case _:
+                    assert_never(signal)
+
+    def _digit(self, digit: str, now_s: float) -> None:
+        self.dtmf += digit
+        self.timeline.note(now_s, f"caller pressed {digit}")
+        try:
+            self._digits_send.send_nowait(digit)
+        except trio.WouldBlock:
+            log.warning("call %s: digit %s dropped: too many waiting", self.spec.call_id, digit)
+
+    async def _digits(self) -> None:
+        """Digits typed within `dtmf_gap_s` of each other (or up to a "#") go as one message."""
+        async with self._digits_recv:
+            async for first in self._digits_recv:
+                typed = first
+                while not typed.endswith("#"):
+                    with trio.move_on_after(self.config.dtmf_gap_s) as gap:
+                        typed += await self._digits_recv.receive()
+                    if gap.cancelled_caught:
+                        break
+                await self._deliver_digits(typed)
+
+    async def _deliver_digits(self, typed: str) -> None:
+        menu = self.profile.dtmf_menu
+        if menu is not None and self.control is not None:
+            await menu(typed, self.control)
+        elif self.session is not None and not self._gave_up:
+            await self.session.send_text(f"[caller pressed {typed}]")
+        else:
+            log.info("call %s: digits %s with no agent to hear them", self.spec.call_id, typed)
+
+    # --- the cloud side -----------------------------------------------------------------------
+
+    async def _cloud(self) -> None:
+        try:
+            settings = session_settings(self.profile.settings, self.profile.tools)
+            frames_send, frames_recv = trio.open_memory_channel[NDArray[np.int16]](UPLINK_BUFFER)
+            events_send, events_recv = trio.open_memory_channel[RealtimeEvent](EVENTS_BUFFER)
+            session = self._session_factory(settings, self.profile.api_key, frames_recv,
+                                            events_send)  # fmt: skip
+        except RealtimeConfigError as exc:
+            log.error("call %s: agent %s cannot be reached: %s", self.spec.call_id,
+                      self.spec.profile, exc)  # fmt: skip
+            self._give_up(f"cloud unavailable ({exc})")
+            return
+        assert self.control is not None
+        self.tools, call_recv = open_call_tools(self.profile.tools, self.control, session,
+                                                events_recv)  # fmt: skip
+        self.session = session
+        self.audio.to_cloud = frames_send
+        with self._cloud_scope:
+            async with trio.open_nursery() as cloud:
+                cloud.start_soon(self._run_session, session)
+                cloud.start_soon(self.tools.run)
+                cloud.start_soon(self._events, call_recv, session)
+
+    async def _run_session(self, session: CloudSession) -> None:
+        try:
+            await session.run()
+        except SessionFailed as exc:  # the session's only way to end: it tells us why
+            self._give_up(f"cloud unavailable ({exc.reason})")
+
+    async def _events(self, events: trio.MemoryReceiveChannel[RealtimeEvent],
+                      session: CloudSession) -> None:  # fmt: skip
+        async for event in events:
+            now_s = trio.current_time()
+            match event:
+                case AgentAudio():
+                    self.audio.agent_audio(event, now_s)
+                case ResponseCreated(response_id=rid):
+                    self.responses.response_created(rid, now_s)
+                case ResponseDone(response_id=rid):
+                    self.audio.response_done(rid, now_s)
+                    self.responses.response_done(rid, now_s)
+                case TranscriptReceived(speaker=who, text=text, final=final):
+                    if final and text.strip():
+                        self.transcript.append(TranscriptLine(who, text.strip()))
+                case SpeechStarted():
+                    await self._cloud_heard_caller(session, now_s)
+                case SpeechStopped() | RateLimitsUpdated():
+                    pass
+                case FunctionCallRequested(name=name):
+                    self.timeline.note(now_s, f"tool {name}")
+                case SessionConnected():
+                    await self._connected(event, session, now_s)
+                case SessionLost(reason=reason, retrying=retrying):
+                    self._lost(reason, retrying, now_s)
+                case ErrorReported(code=code, message=message):
+                    self.timeline.note(now_s, f"cloud error {code}: {message[:80]}")
+                case _:
+                    assert_never(event)
+
+    async def _cloud_heard_caller(self, session: CloudSession, now_s: float) -> None:
+        interrupted = self.audio.cloud_speech(now_s)
+        if interrupted is None:
+            return
+        await session.cancel_response()
+        item = interrupted.item
+        if item is not None:
+            self.timeline.note(now_s, f"truncated {item.item_id} at {item.played_ms} ms")
+            await session.truncate(item.item_id, item.played_ms)
+
+    async def _connected(self, event: SessionConnected, session: CloudSession,
+                         now_s: float) -> None:  # fmt: skip
+        if event.rotated:
+            return
+        if event.connects > 1:
+            self.metrics.reconnects += 1
+            self.timeline.note(now_s, "cloud reconnected")
+            self._cloud_back.set()
+            return
+        self.timeline.note(now_s, "cloud connected")
+        cid = self.spec.callerid
+        if cid is not None and (cid.number or cid.name):
+            who = " ".join(part for part in (cid.name, cid.number) if part)
+            await session.send_text(f"Caller ID: {who}", role="system", respond=False)
+        if self.profile.greeting:
+            await session.send_text(self.profile.greeting, role="system", respond=True)
+
+    def _lost(self, reason: str, retrying: bool, now_s: float) -> None:
+        self.audio.cloud_lost()
+        self.timeline.note(now_s, f"cloud lost: {reason}")
+        if retrying and not self._holding and not self._gave_up:
+            assert self._nursery is not None
+            self._holding = True
+            self._cloud_back = trio.Event()
+            self._nursery.start_soon(self._hold, self._cloud_back)
+
+    async def _hold(self, back: trio.Event) -> None:
+        if await hold(self.audio, self.config, back):
+            self._holding = False
+        else:
+            self._give_up(f"cloud unavailable for {self.config.hold_timeout_s:g} s")
+
+    def _give_up(self, reason: str) -> None:
+        """The cloud is gone for this call: stop the session, play the fallback, end."""
+        if self._gave_up:
+            return
+        self._gave_up = True
+        log.warning("call %s: %s; playing the fallback", self.spec.call_id, reason)
+        self.timeline.note(trio.current_time(), reason)
+        self._cloud_scope.cancel(reason=reason)
+        self.audio.to_cloud = None
+        self.audio.cloud_lost()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._fallback, "cloud unavailable")
+
+    async def _fallback(self, ended_by: str) -> None:
+        await leave_voicemail(self.audio, self.config, self.prompts, self.voicemail)
+        self.end(ended_by)
+
+    # --- the record ---------------------------------------------------------------------------
+
+    async def save_files(self) -> None:
+        """The voicemail (if one was being recorded) and the captures (if on), in one go."""
+        files = []
+        voicemail = self.voicemail.take() if self.voicemail is not None else None
+        if voicemail is not None:
+            files.append(voicemail)
+        if self.config.capture_dir is not None:
+            for name, tape in (("uplink", self.audio.capture_up),
+                               ("line", self.audio.capture_down)):  # fmt: skip
+                path = Path(self.config.capture_dir) / f"{self.spec.call_id}-{name}.wav"
+                files.append((path, tape.pcm()))
+                self.captures.append(str(path))
+        if files:  # one worker thread, not cancellable: the files are whole or not begun
+            await trio.to_thread.run_sync(_write_all, files)
+
+    def record(self, started_at: datetime, ended_at: datetime) -> CallRecord:
+        reason = self.line.hangup.reason
+        if reason is not None:
+            ended_by = (f"caller hung up ({reason})" if reason.startswith(("phone on-hook",
+                        "far end")) else f"line ended the call ({reason})")  # fmt: skip
+        else:
+            ended_by = self.ended_by or "cancelled (shutdown)"
+        m, stats = self.metrics, self.audio.playout.stats
+        voicemail = self.voicemail
+        return CallRecord(
+            self.spec.call_id, self.spec.port, self.spec.direction, self.spec.profile,
+            self.spec.callerid, started_at, ended_at, ended_by, tuple(self.transcript),
+            tuple(m.turn_latency_ms), tuple(m.barge_in_stop_ms), m.uplink_percentile(50),
+            m.uplink_percentile(99), percentile(m.downlink_ms, 50),
+            percentile(m.downlink_ms, 99), m.erle_db, m.frames, m.frames_late,
+            m.frames_to_cloud_dropped, stats.underrun_frames, m.reconnects,
+            {k: getattr(self.bargein.stats, k) for k in ("paused", "confirmed", "resumed",
+                                                         "cloud_only")},
+            tuple(self.tools.records) if self.tools is not None else (),
+            self.dtmf,
+            str(voicemail.path) if voicemail is not None and voicemail.saved else None,
+            tuple(self.captures), tuple(self.timeline.events),
+        )  # fmt: skip
