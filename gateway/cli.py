@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gateway.numba_cache import configure_numba_cache
 
@@ -16,8 +17,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = commands.add_parser("demo", help="run the demo on this machine and print its report")
+    demo = commands.add_parser(
+        "demo", help="one simulated call (adapter, line, agent, caller) and its report"
+    )
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
+    demo.add_argument("--realtime-url", default="", metavar="URL",
+                      help="the realtime server to talk to (OpenAI GA schema; ws:// to "
+                      "loopback, else wss://); default: the bundled local server")  # fmt: skip
+    demo.add_argument(
+        "--out",
+        default="",
+        metavar="DIR",
+        help="where the call's WAV files go (default ./demo-out)",
+    )
 
     bench = commands.add_parser("bench", help="benchmarks of this box (tables; --json for JSON)")
     suites = bench.add_subparsers(dest="suite", metavar="SUITE", required=True)
@@ -43,6 +55,15 @@ def _build_parser() -> argparse.ArgumentParser:
     realtime.add_argument("--json", action="store_true", help="print one JSON object instead")
     realtime.add_argument("--quick", action="store_true", help="shorter runs, fewer sessions")
 
+    calls = suites.add_parser(
+        "calls", help="N simultaneous simulated calls in real time: CPU per line, late frames"
+    )
+    calls.add_argument("--lines", type=int, default=8, help="simultaneous calls (1-16)")
+    calls.add_argument("--seconds", type=float, default=25.0, help="how long to measure")
+    calls.add_argument("--stagger-ms", type=float, default=250.0,
+                       help="ms between the calls' first rings (0: all at once)")  # fmt: skip
+    calls.add_argument("--json", action="store_true", help="print one JSON object instead")
+
     local = commands.add_parser(
         "local-server", help="run the local realtime server (OpenAI GA schema) until Ctrl-C"
     )
@@ -61,7 +82,29 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--api-key-file", default="", metavar="FILE", help="file holding the key")
     check.add_argument("--api-key-env", default="", metavar="VAR", help="variable holding the key")
     check.add_argument("--json", action="store_true", help="print one JSON object instead")
+    passwd = commands.add_parser("passwd", help="set the serial console's password")
+    passwd.add_argument("--config", default="/etc/tipring/tipring.toml", metavar="PATH",
+                        help="the config file to write the hash to")  # fmt: skip
+    _add_calls_parser(commands)
     return parser
+
+
+def _add_calls_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from gateway.store_export import DEFAULT_DB, parse_since
+
+    calls = commands.add_parser("calls", help="the call records: a table, --json or --csv")
+    calls.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="PATH",
+                       help=f"the call database (default {DEFAULT_DB})")  # fmt: skip
+    form = calls.add_mutually_exclusive_group()
+    calls.set_defaults(format="table")
+    form.add_argument("--json", dest="format", action="store_const", const="json",
+                      help="every call with its transcript, as JSON")  # fmt: skip
+    form.add_argument("--csv", dest="format", action="store_const", const="csv",
+                      help="one row per call, as CSV")  # fmt: skip
+    calls.add_argument("--limit", type=int, default=None, metavar="N",
+                       help="the latest N calls (default: 20 in a table, else all)")  # fmt: skip
+    calls.add_argument("--since", type=parse_since, default=None, metavar="DATE",
+                       help="calls from DATE on (YYYY-MM-DD or ISO 8601, local time)")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "demo":
             from gateway.demo import run_demo
 
-            return run_demo(json_output=args.json)
+            return run_demo(json_output=args.json, realtime_url=args.realtime_url, out_dir=args.out)
         case "bench" if args.suite == "echo":
             from gateway.bench.echo import run_bench_echo
 
@@ -90,10 +133,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_realtime_check(args.provider, args.realtime_url, args.model,
                                       args.api_key_file, args.api_key_env, args.json)  # fmt: skip
+        case "calls":
+            from gateway.store_export import run_calls
+
+            return run_calls(args.db, args.format, args.limit, args.since)
+        case "passwd":
+            from gateway.console_passwd import run_passwd
+
+            return run_passwd(args.config)
         case "local-server":
             from gateway.realtime.local.cli import run_local_server
 
             return run_local_server(args.host, args.port, args.script)
+        case "bench" if args.suite == "calls":
+            from gateway.bench.calls import run_bench_calls
+
+            return run_bench_calls(
+                args.lines, args.seconds, json_output=args.json, stagger_ms=args.stagger_ms
+            )
         case "bench" if args.suite == "link":
             from gateway.bench.link import run_bench_link
 

@@ -168,10 +168,13 @@ class CallerScript:
 
     steps: tuple[Step, ...]
 
-    def load(self, line: LineModel) -> None:
+    def load(self, line: LineModel, *, start_mark: bool = True) -> None:
         """Queue every step on `line` (after anything already queued), after a mark named
-        `CALLER_STARTS`. Speech and keys wait for the call; so do the waits for the agent."""
-        line.mark(CALLER_STARTS)
+        `CALLER_STARTS` (`start_mark` False: without it, to go on with a caller queued before,
+        whose `measure` then covers both). Speech and keys wait for the call; so do the waits
+        for the agent."""
+        if start_mark:
+            line.mark(CALLER_STARTS)
         for step in self.steps:
             match step:
                 case Say():

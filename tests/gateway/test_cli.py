@@ -58,14 +58,6 @@ def test_bench_dsp_json_has_every_part_measured_in_one_run() -> None:
     assert len(report["plc"]["rows"]) == 5
 
 
-def test_demo_says_the_full_call_comes_later_and_runs_the_dsp_bench() -> None:
-    done = run("demo")
-    assert done.returncode == 0, done.stderr
-    assert "not built yet" in done.stdout
-    assert "G.711 against audioop" in done.stdout
-    assert "Detectors against Debian's spandsp" in done.stdout
-
-
 def test_bench_link_json_measures_throughput_cpu_and_ports_at_921600_in_one_run() -> None:
     done = run("bench", "link", "--quick", "--json")
     assert done.returncode == 0, done.stderr
