@@ -1,14 +1,16 @@
 # tipring: two commands set everything up on a fresh Debian / Raspberry Pi OS machine.
 #   make demo   create .venv, install tipring, run `tipring demo` and print its report
 #   make test   the same set-up plus the test extras, then the whole test suite
+#   make test-pi   (root) the Pi installer and tests/dsp + one call on an emulated arm64 Pi
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests need: headers to build `pesq`, and the reference DSP libraries
-# (spandsp, speexdsp) that benchmarks and comparison tests bind with ctypes.
-TEST_DEBS := python3-dev libspandsp2 libspeexdsp1
+# (spandsp, speexdsp) that benchmarks and comparison tests bind with ctypes; shellcheck and
+# systemd (systemd-analyze) check deploy_pi's scripts and unit (tests/deploy_pi).
+TEST_DEBS := python3-dev libspandsp2 libspeexdsp1 shellcheck systemd
 
-.PHONY: demo test test-dsp-boundscheck system-deps clean
+.PHONY: demo test test-dsp-boundscheck test-deploy test-pi system-deps clean
 
 demo: $(VENV)/.installed
 	$(BIN)/tipring demo
@@ -22,6 +24,15 @@ test: system-deps $(VENV)/.installed-test
 test-dsp-boundscheck: $(VENV)/.installed-test
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/$(VENV)/numba-boundscheck \
 		$(BIN)/python -m pytest -q tests/dsp
+
+# deploy_pi's own tests alone (they also run in `make test`).
+test-deploy: system-deps $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q tests/deploy_pi
+
+# Separate from `make test`: needs root, binfmt_misc, the Debian archive and PyPI, ~1.5 GB and
+# minutes (the arm64 root is cached in build/test-pi). deploy_pi/README.md says more.
+test-pi:
+	deploy_pi/test-pi.sh
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
