@@ -11,7 +11,7 @@ import logging
 
 import trio
 
-from firmware_bridge.port import AudioFrame, LineEvent, PortKind
+from firmware_bridge.port import AudioFrame, LineEvent, PortKind, PortLost, PortReady
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class PortChannels:
         self._frames_send, self._frames_recv = trio.open_memory_channel[AudioFrame](FRAMES_BUFFER)
         self.events_dropped = 0  # nobody read events: the channel was full or closed
         self.frames_dropped = 0  # received frames nobody took
+        self.last_ready: PortReady | None = None  # the last PortReady, until a PortLost
 
     @property
     def port(self) -> int:
@@ -47,6 +48,10 @@ class PortChannels:
         return self._frames_recv
 
     def _emit(self, event: LineEvent) -> None:
+        if isinstance(event, PortReady):
+            self.last_ready = event
+        elif isinstance(event, PortLost):
+            self.last_ready = None
         try:
             self._events_send.send_nowait(event)
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):

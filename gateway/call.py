@@ -27,7 +27,6 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import assert_never
 
 import numpy as np
@@ -46,10 +45,11 @@ from gateway.call_fallback import (
     hold,
     leave_voicemail,
     load_prompts,
+    play,
 )
-from gateway.call_metrics import CallMetrics, CallRecord, Timeline, TranscriptLine, percentile
+from gateway.call_metrics import CallMetrics, CallRecord, Timeline, TranscriptLine
+from gateway.call_record import make_record, save_files
 from gateway.call_tools import CallTools, open_call_tools, session_settings
-from gateway.call_wav import write_wav
 from gateway.errors import ConfigError
 from gateway.line_call import CallLine, CallSpec
 from gateway.realtime import (
@@ -80,11 +80,6 @@ RECORDS_KEPT = 100
 WallClock = Callable[[], datetime]
 
 
-def _write_all(files: list[tuple[Path, NDArray[np.int16]]]) -> None:
-    for path, pcm in files:
-        write_wav(path, pcm)
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -98,13 +93,16 @@ class CallPipeline:
     def __init__(self, profiles: Mapping[str, AgentProfile], config: CallConfig | None = None, *,
                  prompts: PromptBank | None = None,
                  on_record: Callable[[CallRecord], None] | None = None,
+                 on_start: Callable[[CallSpec], None] | None = None,
+                 on_transcript: Callable[[str, str, str], None] | None = None,
                  session_factory: SessionFactory = RealtimeSession,
                  wall_clock: WallClock = _utc_now) -> None:  # fmt: skip
         if not profiles:
             raise ConfigError("call: no agent profiles: nobody to answer calls")
         self.profiles = dict(profiles)
         self.config = config or CallConfig()
-        self.on_record = on_record
+        self.on_record, self.on_start, self.on_transcript = on_record, on_start, on_transcript
+        self.active: dict[str, Call] = {}  # the calls running now, by call id
         self.records: deque[CallRecord] = deque(maxlen=RECORDS_KEPT)
         self._prompts = prompts
         if prompts is not None:
@@ -122,7 +120,11 @@ class CallPipeline:
             check_prompts(prompts, self.config)
             self._prompts = prompts
         call = Call(spec, line, profile, self.config, self._prompts, self._session_factory)
+        call.on_transcript = self.on_transcript
         started_at = self._wall_clock()
+        if self.on_start is not None:
+            self.on_start(spec)
+        self.active[spec.call_id] = call
         log.info("line %d: call %s (%s) with agent %s", spec.port, spec.call_id, spec.direction,
                  spec.profile)  # fmt: skip
         try:
@@ -131,9 +133,10 @@ class CallPipeline:
             call.ended_by = call.ended_by or "the call failed (see the log)"
             raise
         finally:
+            del self.active[spec.call_id]
             with trio.move_on_after(SAVE_S, shield=True):
-                await call.save_files()
-            record = call.record(started_at, self._wall_clock())
+                await save_files(call)
+            record = make_record(call, started_at, self._wall_clock())
             self.records.append(record)
             log.info("line %d: call %s over after %.1f s: %s", spec.port, spec.call_id,
                      record.duration_s, record.ended_by)  # fmt: skip
@@ -167,6 +170,7 @@ class Call:
         self._holding = self._gave_up = False
         self._digits_send, self._digits_recv = trio.open_memory_channel[str](DIGITS_BUFFER)
         self.control: CallActions | None = None
+        self.on_transcript: Callable[[str, str, str], None] | None = None
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -282,6 +286,8 @@ class Call:
                 case TranscriptReceived(speaker=who, text=text, final=final):
                     if final and text.strip():
                         self.transcript.append(TranscriptLine(who, text.strip()))
+                        if self.on_transcript is not None:
+                            self.on_transcript(self.spec.call_id, who, text.strip())
                 case SpeechStarted():
                     await self._cloud_heard_caller(session, now_s)
                 case SpeechStopped() | RateLimitsUpdated():
@@ -352,47 +358,22 @@ class Call:
         assert self._nursery is not None
         self._nursery.start_soon(self._fallback, "cloud unavailable")
 
+    def wind_down(self, reason: str) -> None:
+        """End the call politely (the appliance is stopping): the agent goes, the goodbye
+        prompt plays, the call ends. Nothing if it is already ending on its own."""
+        if self._gave_up or self._nursery is None:
+            return
+        self._gave_up = True
+        self.timeline.note(trio.current_time(), f"winding down: {reason}")
+        self._cloud_scope.cancel(reason=reason)
+        self.audio.to_cloud = None
+        self.audio.mute_agent()
+        self._nursery.start_soon(self._goodbye, reason)
+
+    async def _goodbye(self, reason: str) -> None:
+        await play(self.audio, self.prompts[self.config.goodbye_prompt], "goodbye")
+        self.end(reason)
+
     async def _fallback(self, ended_by: str) -> None:
         await leave_voicemail(self.audio, self.config, self.prompts, self.voicemail)
         self.end(ended_by)
-
-    # --- the record ---------------------------------------------------------------------------
-
-    async def save_files(self) -> None:
-        """The voicemail (if one was being recorded) and the captures (if on), in one go."""
-        files = []
-        voicemail = self.voicemail.take() if self.voicemail is not None else None
-        if voicemail is not None:
-            files.append(voicemail)
-        if self.config.capture_dir is not None:
-            for name, tape in (("uplink", self.audio.capture_up),
-                               ("line", self.audio.capture_down)):  # fmt: skip
-                path = Path(self.config.capture_dir) / f"{self.spec.call_id}-{name}.wav"
-                files.append((path, tape.pcm()))
-                self.captures.append(str(path))
-        if files:  # one worker thread, not cancellable: the files are whole or not begun
-            await trio.to_thread.run_sync(_write_all, files)
-
-    def record(self, started_at: datetime, ended_at: datetime) -> CallRecord:
-        reason = self.line.hangup.reason
-        if reason is not None:
-            ended_by = (f"caller hung up ({reason})" if reason.startswith(("phone on-hook",
-                        "far end")) else f"line ended the call ({reason})")  # fmt: skip
-        else:
-            ended_by = self.ended_by or "cancelled (shutdown)"
-        m, stats = self.metrics, self.audio.playout.stats
-        voicemail = self.voicemail
-        return CallRecord(
-            self.spec.call_id, self.spec.port, self.spec.direction, self.spec.profile,
-            self.spec.callerid, started_at, ended_at, ended_by, tuple(self.transcript),
-            tuple(m.turn_latency_ms), tuple(m.barge_in_stop_ms), m.uplink_percentile(50),
-            m.uplink_percentile(99), percentile(m.downlink_ms, 50),
-            percentile(m.downlink_ms, 99), m.erle_db, m.frames, m.frames_late,
-            m.frames_to_cloud_dropped, stats.underrun_frames, m.reconnects,
-            {k: getattr(self.bargein.stats, k) for k in ("paused", "confirmed", "resumed",
-                                                         "cloud_only")},
-            tuple(self.tools.records) if self.tools is not None else (),
-            self.dtmf,
-            str(voicemail.path) if voicemail is not None and voicemail.saved else None,
-            tuple(self.captures), tuple(self.timeline.events),
-        )  # fmt: skip

@@ -44,7 +44,7 @@ from firmware_bridge.port import AudioFrame, LinePort
 from gateway.call_bargein import BargeIn
 from gateway.call_config import CallConfig
 from gateway.call_echo import EchoGuard
-from gateway.call_metrics import CallMetrics, Timeline
+from gateway.call_metrics import CallMetrics, LevelMeter, Timeline
 from gateway.call_wav import FrameTape
 from gateway.playout import FADE_SAMPLES, FlushedItem, PlayoutBuffer
 from gateway.realtime import AgentAudio
@@ -124,6 +124,7 @@ class AudioPath:
         self._frame_count = 0
         self._frame_waiters: trio.Event | None = None
         self.echo_guard = EchoGuard()
+        self.levels = LevelMeter()
         self._dtmf_mask = False  # a DTMF tone sounded and the VAD has not let go since
         self._rose_s = -np.inf  # the VAD's last rise
 
@@ -228,6 +229,7 @@ class AudioPath:
         self._feed_local(now_s)
         out = self.playout.next_frame(now_s)
         self.port.send_audio(out)
+        self.levels.update(clean, out)
         self._sent(out, now_s)
         self._uplink(clean, arrived_s, now_s)
         if self._frame_waiters is not None:

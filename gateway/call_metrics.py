@@ -28,9 +28,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dsp.callerid import CallerId
 from dsp.frame import FRAME_S, RATE_HZ
+from dsp.levels import rms_to_dbm0
 from gateway.tools import ToolCallRecord
 
 LATENCY_BIN_MS = 0.05  # the uplink latency histogram's resolution
@@ -49,6 +51,34 @@ def percentile(values: list[float] | np.ndarray, q: float) -> float | None:
     if len(values) == 0:
         return None
     return float(np.percentile(np.asarray(values, np.float64), q))
+
+
+class LevelMeter:
+    """The caller's and the agent's level on the line (dBm0), smoothed over ~0.5 s: what the
+    console's `monitor` shows. `update` once per frame (two dot products)."""
+
+    SMOOTHING = 0.04  # per 20 ms frame: a time constant of ~0.5 s
+
+    def __init__(self) -> None:
+        self._caller = self._agent = 0.0
+
+    def update(self, caller: NDArray[np.int16], agent: NDArray[np.int16]) -> None:
+        a = self.SMOOTHING
+        self._caller += a * (_mean_square(caller) - self._caller)
+        self._agent += a * (_mean_square(agent) - self._agent)
+
+    @property
+    def caller_dbm0(self) -> float:
+        return rms_to_dbm0(math.sqrt(self._caller))
+
+    @property
+    def agent_dbm0(self) -> float:
+        return rms_to_dbm0(math.sqrt(self._agent))
+
+
+def _mean_square(pcm: NDArray[np.int16]) -> float:
+    x = pcm.astype(np.float32)
+    return float(np.dot(x, x)) / max(1, x.size)
 
 
 @dataclass(slots=True)

@@ -177,6 +177,11 @@ class LineActor:
             except trio.EndOfChannel:
                 return DialResult(DialOutcome.UNAVAILABLE, "the line actor stopped")
 
+    def resume(self, ready: PortReady) -> None:
+        """A new actor on a port that is already up (the one before it crashed): take the
+        port's last `PortReady` as if it had just come."""
+        self._post(ready)
+
     async def end_call(self, reason: str) -> None:
         """End the call (or call attempt) on this line, as the far end's hang-up would."""
         await self._inbox_send.send(EndCall(reason))

@@ -1,0 +1,63 @@
+"""The end of a call in `gateway.call`: its files written (`save_files`) and its record made
+(`make_record`, a `gateway.call_metrics.CallRecord`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import trio
+from numpy.typing import NDArray
+
+from gateway.call_metrics import CallRecord, percentile
+from gateway.call_wav import write_wav
+
+if TYPE_CHECKING:
+    from gateway.call import Call
+
+
+def _write_all(files: list[tuple[Path, NDArray[np.int16]]]) -> None:
+    for path, pcm in files:
+        write_wav(path, pcm)
+
+
+async def save_files(call: Call) -> None:
+    """The voicemail (if one was being recorded) and the captures (if on), in one go."""
+    files = []
+    voicemail = call.voicemail.take() if call.voicemail is not None else None
+    if voicemail is not None:
+        files.append(voicemail)
+    if call.config.capture_dir is not None:
+        for name, tape in (("uplink", call.audio.capture_up), ("line", call.audio.capture_down)):
+            path = Path(call.config.capture_dir) / f"{call.spec.call_id}-{name}.wav"
+            files.append((path, tape.pcm()))
+            call.captures.append(str(path))
+    if files:  # one worker thread, not cancellable: the files are whole or not begun
+        await trio.to_thread.run_sync(_write_all, files)
+
+
+def make_record(call: Call, started_at: datetime, ended_at: datetime) -> CallRecord:
+    reason = call.line.hangup.reason
+    if reason is not None:
+        ended_by = (f"caller hung up ({reason})" if reason.startswith(("phone on-hook",
+                    "far end")) else f"line ended the call ({reason})")  # fmt: skip
+    else:
+        ended_by = call.ended_by or "cancelled (shutdown)"
+    m, stats = call.metrics, call.audio.playout.stats
+    voicemail = call.voicemail
+    return CallRecord(
+        call.spec.call_id, call.spec.port, call.spec.direction, call.spec.profile,
+        call.spec.callerid, started_at, ended_at, ended_by, tuple(call.transcript),
+        tuple(m.turn_latency_ms), tuple(m.barge_in_stop_ms), m.uplink_percentile(50),
+        m.uplink_percentile(99), percentile(m.downlink_ms, 50),
+        percentile(m.downlink_ms, 99), m.erle_db, m.frames, m.frames_late,
+        m.frames_to_cloud_dropped, stats.underrun_frames, m.reconnects,
+        {k: getattr(call.bargein.stats, k) for k in ("paused", "confirmed", "resumed",
+                                                     "cloud_only")},
+        tuple(call.tools.records) if call.tools is not None else (),
+        call.dtmf,
+        str(voicemail.path) if voicemail is not None and voicemail.saved else None,
+        tuple(call.captures), tuple(call.timeline.events),
+    )  # fmt: skip
