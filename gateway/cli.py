@@ -82,6 +82,16 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--api-key-file", default="", metavar="FILE", help="file holding the key")
     check.add_argument("--api-key-env", default="", metavar="VAR", help="variable holding the key")
     check.add_argument("--json", action="store_true", help="print one JSON object instead")
+    run = commands.add_parser("run", help="run the appliance (what the systemd unit starts)")
+    run.add_argument("--config", default="/etc/tipring/tipring.toml", metavar="PATH",
+                     help="the config file")  # fmt: skip
+    check_app = commands.add_parser(
+        "check", help="check the config, probe the adapter, connect to the cloud: OK/FAIL list"
+    )
+    check_app.add_argument("--config", default="/etc/tipring/tipring.toml", metavar="PATH",
+                           help="the config file")  # fmt: skip
+    check_app.add_argument("--json", action="store_true", help="print one JSON object instead")
+    commands.add_parser("warmup", help="compile the DSP kernels into numba's cache (installer)")
     passwd = commands.add_parser("passwd", help="set the serial console's password")
     passwd.add_argument("--config", default="/etc/tipring/tipring.toml", metavar="PATH",
                         help="the config file to write the hash to")  # fmt: skip
@@ -137,6 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.store_export import run_calls
 
             return run_calls(args.db, args.format, args.limit, args.since)
+        case "run":
+            from gateway.app_run import run_app
+
+            return run_app(args.config)
+        case "check":
+            from gateway.app_check import run_check
+
+            return run_check(args.config, args.json)
+        case "warmup":
+            from gateway.app_run import warmup
+
+            return warmup()
         case "passwd":
             from gateway.console_passwd import run_passwd
 
