@@ -21,6 +21,7 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
+from firmware_bridge.errors import BridgeError
 from firmware_bridge.link import AdapterLink
 from firmware_bridge.modem import VoiceModem
 from gateway.call_config import AgentProfile
@@ -111,19 +112,32 @@ async def _within(timeout_s: float, probe: Callable[[], Awaitable[str]]) -> str 
 
 async def _adapter_check(cfg: AdapterConfig) -> Check:
     name = f"adapter ({cfg.device})"
-    if cfg.kind == "modem":
-        modem = VoiceModem(cfg.device, baudrate=cfg.baudrate)
-        detail = await _probe(modem.run, lambda: modem.last_ready is not None,
-                              lambda: _identified(modem))  # fmt: skip
-        why = ""  # the modem's actor logs why it could not use the device
-    else:
-        link = AdapterLink(cfg.device, baudrate=cfg.baudrate)
-        detail = await _probe(link.run, lambda: link.linked, lambda: _linked(link))
-        why = link.last_error
+    refused = ""
+    try:
+        if cfg.kind == "modem":
+            modem = VoiceModem(cfg.device, baudrate=cfg.baudrate)
+            detail = await _probe(modem.run, lambda: modem.last_ready is not None,
+                                  lambda: _identified(modem))  # fmt: skip
+            why = ""  # the modem's actor logs why it could not use the device
+        else:
+            link = AdapterLink(cfg.device, baudrate=cfg.baudrate)
+            detail = await _probe(link.run, lambda: link.linked, lambda: _linked(link))
+            why = link.last_error
+    except* BridgeError as group:  # the device answered but cannot serve: a modem without voice
+        refused = str(_first(group))
+    if refused:
+        return Check(name, "FAIL", refused)
     if detail is None:
         return Check(name, "FAIL", f"no answer within {ADAPTER_TIMEOUT_S:g} s"
                      + (f": {why}" if why else "") + _busy_hint(why))  # fmt: skip
     return Check(name, "OK", detail)
+
+
+def _first(group: BaseExceptionGroup[BridgeError]) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):  # nested: the actor's nursery in ours
+        first = first.exceptions[0]
+    return first
 
 
 def _busy_hint(why: str) -> str:

@@ -89,8 +89,9 @@ def call_from_table(table: Mapping[str, Any], data_dir: Path, where: str = "call
         vad_table = table_at(table["vad"], f"{where}.vad")
         try:
             values["vad"] = VadConfig(**_plain(VadConfig, vad_table, f"{where}.vad"))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}.vad: {exc}") from None
+        except (ValueError, TypeError) as exc:  # "VadConfig: hangover_ms = -5.0 is out of ..."
+            detail = str(exc).removeprefix("VadConfig: ")
+            raise ConfigError(f"{where}.vad.{detail}") from None
     try:
         return CallConfig(**values)
     except ConfigError as exc:
@@ -162,7 +163,7 @@ def typed(value: object, kind: type | tuple[type, ...], key: str) -> Any:
 def number(value: object, key: str, low: float, high: float) -> float:
     got = float(typed(value, (int, float), key))
     if not low <= got <= high:
-        raise ConfigError(f"{key} must be {low:g}..{high:g}, got {value!r}")
+        raise ConfigError(f"{key} must be {low:.12g}..{high:.12g}, got {value!r}")
     return got
 
 

@@ -63,6 +63,8 @@ def secret_from_file(path: str | os.PathLike[str], where: str, kind: type[S]) ->
     `MAX_SECRET_BYTES`, or is not one token of printable ASCII."""
     name = os.fspath(path)
     fail = kind.error
+    if "\0" in name:  # os.open raises ValueError for it, not OSError
+        raise fail(f"{where} {name!r} is not a file path: it holds a NUL character")
     try:
         # O_NONBLOCK: a FIFO put where the file should be must not hang start-up.
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -61,7 +61,8 @@ class Supervisor:
                 await run()
             except Exception as exc:
                 state.crashes += 1
-                state.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                leaf = _first_leaf(exc)  # a nursery's group: say what went wrong inside
+                state.last_error = f"{type(leaf).__name__}: {leaf}"[:300]
                 log.error("%s failed: %s; restarting it in %.1f s", state.name,
                           state.last_error, delay, exc_info=exc)  # fmt: skip
             else:
@@ -77,6 +78,14 @@ class Supervisor:
             if trio.current_time() - started_s >= STABLE_S:
                 delay = self.restart_min_s
             await trio.sleep(delay)
+            if self.stopping:  # shutdown began while it waited: no new run
+                return
             delay = min(delay * 2, self.restart_max_s)
             state.restarted.set()
             state.restarted = trio.Event()
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -83,8 +83,13 @@ class Box:
                 for note in self.notes:
                     if any(line.startswith(prefix) for line in note.splitlines()):
                         return note
-                data = await self.notify.recv(4096)
-                self.notes.append(data.decode())
+                await trio.sleep(0.02)
+
+    async def read_notes(self) -> None:
+        """Keep the socket drained (systemd reads every datagram; an unread queue of 10
+        makes the box's sends fail)."""
+        while True:
+            self.notes.append((await self.notify.recv(4096)).decode())
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -104,7 +109,11 @@ async def tipring_run(config: Path, tmp: Path, name: str = "box") -> AsyncIterat
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         try:
-            yield Box(proc, notify, log_path)
+            async with trio.open_nursery() as nursery:
+                box = Box(proc, notify, log_path)
+                nursery.start_soon(box.read_notes)
+                yield box
+                nursery.cancel_scope.cancel()
         finally:
             proc.kill()
             with trio.move_on_after(5.0, shield=True):
