@@ -151,7 +151,7 @@ def _identified(modem: VoiceModem) -> str:
     if ident is None:
         return "voice modem ready"
     return (f"voice modem {ident.manufacturer} {ident.model} ({ident.chipset}), "
-            f"{ident.voice_format.code} at 8 kHz")  # fmt: skip
+            f"{ident.voice_format.name or ident.voice_format.code} at 8 kHz")  # fmt: skip
 
 
 def _linked(link: AdapterLink) -> str:

@@ -24,6 +24,7 @@ from gateway.app import App
 from gateway.applog import setup_logging
 from gateway.call_audio import warm_up
 from gateway.config import AppConfig, load_config
+from gateway.console_io import STDIO
 from gateway.errors import ConfigError
 from gateway.line import warm_line_kernels
 from gateway.sdnotify import Notifier
@@ -58,7 +59,11 @@ def run_app(config_path: str) -> int:
     except ConfigError as exc:
         log.error("config: %s", exc)
         return EXIT_CONFIG
-    ring, redact = setup_logging(config.service.log_level)
+    console = config.console
+    on_stdio = console is not None and console.device == STDIO
+    # A console on this terminal (development) owns stdout: the log goes to stderr then.
+    ring, redact = setup_logging(config.service.log_level,
+                                 stream=sys.stderr if on_stdio else None)  # fmt: skip
     _redact_keys(config, redact.add)
     notifier = Notifier.from_env()
     notifier.extend_timeout(WARM_EXTEND_S)

@@ -198,7 +198,10 @@ def _turn_detection(value: object, where: str) -> TurnDetection:
         return ServerVad(**_fields_of(ServerVad, table, key, skip="type"))
     if kind == "semantic_vad":
         vad = SemanticVad(**_fields_of(SemanticVad, table, key, skip="type"))
-        _check_choice("turn_detection.eagerness", vad.eagerness, get_args(Eagerness))
+        allowed = get_args(Eagerness)
+        if vad.eagerness not in allowed:
+            raise RealtimeConfigError(f"{key}.eagerness {vad.eagerness!r} is not one of "
+                                      f"{', '.join(allowed)}")  # fmt: skip
         return vad
     raise RealtimeConfigError(f"{key}.type {kind!r} is not one of server_vad, semantic_vad, none")
 
