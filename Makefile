@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # Debian packages the tests need: headers to build `pesq`, and the reference DSP libraries
 # (spandsp, speexdsp) that benchmarks and comparison tests bind with ctypes; shellcheck and
 # systemd (systemd-analyze) check deploy_pi's scripts and unit (tests/deploy_pi).
-TEST_DEBS := python3-dev libspandsp2 libspeexdsp1 shellcheck systemd
+TEST_DEBS := python3-dev libspandsp2 libspeexdsp1 shellcheck systemd openssl
 
 .PHONY: demo test test-dsp-boundscheck test-deploy test-pi system-deps clean
 

@@ -105,7 +105,11 @@ class HttpCall:
                 body, truncated = await _read_capped(response)
         except httpx.HTTPError as exc:
             host = httpx.URL(self.url).host
-            message = f"{self.name}: {self.method} to {host} failed ({type(exc).__name__})"
+            what = type(exc).__name__
+            tls = _certificate_problem(exc)
+            if tls:
+                what += f": TLS certificate refused: {tls}"
+            message = f"{self.name}: {self.method} to {host} failed ({what})"
             raise ToolError(message) from exc  # its text may hold the URL: only its type here
         return _result(self.name, response, body, truncated)
 
@@ -205,3 +209,16 @@ def _decode(response: httpx.Response, body: bytes) -> str:
 def _is_json(response: httpx.Response) -> bool:
     kind = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
     return kind == "application/json" or kind.endswith("+json")
+
+
+def _certificate_problem(exc: BaseException) -> str:
+    """OpenSSL's verify message ("self-signed certificate", "Hostname mismatch, ...") if a
+    certificate check failed somewhere in `exc`'s chain, else "" (it holds no URL)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return ""
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or "verification failed")
+        seen = seen.__cause__ or seen.__context__
+    return ""

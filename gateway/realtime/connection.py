@@ -218,7 +218,7 @@ class Connection:
             await self._open(ready)
         except ConnectionRejected as exc:
             self._rejected(exc.status_code)
-        except (HandshakeError, ConnectionClosed, OSError) as exc:
+        except (HandshakeError, ConnectionClosed, OSError, trio.BrokenResourceError) as exc:
             self.finish(self._redact(f"could not connect: {websocket.closed_reason(exc)}"))
         except trio.TooSlowError:
             self.finish(f"could not connect within {CONNECT_S:g} s")

@@ -35,8 +35,9 @@ async def open_socket(
     url: str, ssl_context: ssl.SSLContext | None, headers: list[tuple[bytes, bytes]]
 ) -> AsyncIterator[WebSocketConnection]:
     """A connected websocket to `url` (checked by `profiles.check_url`). Raises OSError (and
-    `trio.TooSlowError` past `CONNECT_S`) for the connection, `ConnectionRejected` for a refused
-    upgrade. The caller closes the websocket; the stream is closed here in any case."""
+    `trio.TooSlowError` past `CONNECT_S`, `trio.BrokenResourceError` for a failed TLS handshake
+    or a stream broken before the upgrade) for the connection, `ConnectionRejected` for a
+    refused upgrade. The caller closes the websocket; the stream is closed here in any case."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port or (443 if ssl_context else 80)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -45,8 +46,14 @@ async def open_socket(
         if ssl_context is None:
             stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
         else:
-            stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl_context,
-                                                         https_compatible=True)  # fmt: skip
+            ssl_stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl_context,
+                                                             https_compatible=True)  # fmt: skip
+            stream = ssl_stream
+            try:  # here, not in the websocket's reader task: a bad certificate is named
+                await ssl_stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
     try:
         async with trio.open_nursery() as nursery:  # the websocket's reader task
             with trio.fail_after(CONNECT_S):
@@ -56,15 +63,19 @@ async def open_socket(
                 )  # fmt: skip
             yield ws
     except BaseExceptionGroup as group:
-        rejected = _only(group, ConnectionRejected)
-        if rejected is None:
+        # The reader task's refusal, or the stream breaking before the upgrade finished (the
+        # server closed it, TLS failed late): one plain exception for the session to judge.
+        single = _only(group, (ConnectionRejected, trio.BrokenResourceError, trio.TooSlowError,
+                               OSError))  # fmt: skip
+        if single is None:
             raise
-        raise rejected from None
+        raise single from None
     finally:
         await trio.aclose_forcefully(stream)
 
 
-def _only(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
+def _only(group: BaseExceptionGroup, kind: type[BaseException] | tuple[type[BaseException], ...]
+          ) -> BaseException | None:  # fmt: skip
     """The single `kind` leaf if that is all the group holds."""
     leaves: list[BaseException] = []
     pending: list[BaseException] = [group]
