@@ -27,17 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from gateway.call_config import GREETING, AgentProfile, CallConfig
+from gateway.config_checks import known_keys, table_at, typed
 from gateway.config_tables import (
     AdapterConfig,
     ServiceConfig,
     StoreConfig,
     adapter_from_table,
     call_from_table,
-    known_keys,
     service_from_table,
     store_from_table,
-    table_at,
-    typed,
 )
 from gateway.console_config import ConsoleConfig
 from gateway.console_passwd import DEFAULT_CONFIG_PATH

@@ -28,7 +28,6 @@ restart_max_s = 60               # doubling up to this
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 from dsp.vad import VadConfig
 from gateway.call_config import CallConfig
+from gateway.config_checks import check_choice, known_keys, number, table_at, typed
 from gateway.errors import ConfigError
 from gateway.store_export import DEFAULT_DB
 from gateway.store_retention import Retention
@@ -127,9 +127,6 @@ def service_from_table(table: Mapping[str, Any], where: str = "service") -> Serv
     return config
 
 
-# --- checks every table uses ------------------------------------------------------------------
-
-
 def _plain(cls: type, table: Mapping[str, Any], where: str,
            paths: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
     """`table`'s values for `cls`'s plain fields (str, int, float, bool), each type-checked
@@ -147,38 +144,3 @@ def _plain(cls: type, table: Mapping[str, Any], where: str,
         if isinstance(default, float):
             out[key] = float(out[key])
     return out
-
-
-def typed(value: object, kind: type | tuple[type, ...], key: str) -> Any:
-    """`value` if it is of `kind` (a bool is not a number), else `ConfigError` naming `key`."""
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        names = {str: "a string", int: "a whole number", bool: "true or false"}
-        wanted = names.get(kind, "a number") if isinstance(kind, type) else "a number"
-        raise ConfigError(f"{key} must be {wanted}, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number, got {value!r}")
-    return value
-
-
-def number(value: object, key: str, low: float, high: float) -> float:
-    got = float(typed(value, (int, float), key))
-    if not low <= got <= high:
-        raise ConfigError(f"{key} must be {low:.12g}..{high:.12g}, got {value!r}")
-    return got
-
-
-def table_at(value: object, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{key} must be a table, got {value!r}")
-    return value
-
-
-def known_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in known:
-            raise ConfigError(f"{where}.{key} is not a setting; known: {', '.join(known)}")
-
-
-def check_choice(key: str, value: object, allowed: tuple[object, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key} {value!r} is not one of {', '.join(map(str, allowed))}")

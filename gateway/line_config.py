@@ -28,7 +28,6 @@ answer_after_rings = 4
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
@@ -38,6 +37,7 @@ from dsp.callerid import Standard
 from dsp.tone_plans import PLANS
 from firmware_bridge.messages import MAX_PORTS
 from firmware_bridge.port import US_RING_CADENCE_MS
+from gateway.config_checks import known_keys, table_at, typed
 from gateway.errors import ConfigError
 from gateway.line_rules import (
     CallerRule,
@@ -160,13 +160,13 @@ class LineConfig:
     @classmethod
     def from_config(cls, table: Mapping[str, Any], where: str = "line") -> LineConfig:
         """`LineConfig` from a parsed TOML table; `ConfigError` names the bad key."""
-        _known(table, ("tone_plan", "fxo", "fxs", "ports"), where)
-        ports_table = _table(table.get("ports", {}), f"{where}.ports")
+        known_keys(table, ("tone_plan", "fxo", "fxs", "ports"), where)
+        ports_table = table_at(table.get("ports", {}), f"{where}.ports")
         ports: dict[int, LineConfig] = {}
         for name, override in ports_table.items():
             port = _port_number(name, f"{where}.ports.{name}")
             key = f"{where}.ports.{name}"
-            _known(_table(override, key), ("tone_plan", "fxo", "fxs"), key)
+            known_keys(table_at(override, key), ("tone_plan", "fxo", "fxs"), key)
             ports[port] = _one(_merged(table, override), key)
         base = _one(table, where)
         return cls(base.tone_plan, base.fxo, base.fxs, ports)
@@ -178,9 +178,9 @@ class LineConfig:
 def _one(table: Mapping[str, Any], where: str) -> LineConfig:
     try:
         return LineConfig(
-            tone_plan=_typed(table.get("tone_plan", "us"), str, f"{where}.tone_plan"),
-            fxo=_fxo(_table(table.get("fxo", {}), f"{where}.fxo"), f"{where}.fxo"),
-            fxs=_fxs(_table(table.get("fxs", {}), f"{where}.fxs"), f"{where}.fxs"),
+            tone_plan=typed(table.get("tone_plan", "us"), str, f"{where}.tone_plan"),
+            fxo=_fxo(table_at(table.get("fxo", {}), f"{where}.fxo"), f"{where}.fxo"),
+            fxs=_fxs(table_at(table.get("fxs", {}), f"{where}.fxs"), f"{where}.fxs"),
         )
     except ConfigError as exc:  # the dataclasses' own checks say "line.": say where
         msg = str(exc)
@@ -194,7 +194,7 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     out = {k: v for k, v in base.items() if k != "ports"}
     for key, value in override.items():
         if key in ("fxo", "fxs") and isinstance(value, Mapping):
-            out[key] = {**_table(base.get(key, {}), key), **value}
+            out[key] = {**table_at(base.get(key, {}), key), **value}
         else:
             out[key] = value
     return out
@@ -219,7 +219,7 @@ def _fxo(table: Mapping[str, Any], key: str) -> FxoConfig:
 def _fxs(table: Mapping[str, Any], key: str) -> FxsConfig:
     values = _scalars(FxsConfig, table, key)
     if "dial_plan" in table:
-        plan = _table(table["dial_plan"], f"{key}.dial_plan")
+        plan = table_at(table["dial_plan"], f"{key}.dial_plan")
         values["dial_plan"] = tuple(
             DialRule(check_dial_pattern(p, f"{key}.dial_plan"), _profile(v, f"{key}.dial_plan.{p}"))
             for p, v in plan.items()
@@ -239,12 +239,12 @@ def _rules(value: object, key: str) -> tuple[CallerRule, ...]:
     rules = []
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
-        table = _table(item, where)
-        _known(table, ("numbers", "hours", "profile", "answer"), where)
+        table = table_at(item, where)
+        known_keys(table, ("numbers", "hours", "profile", "answer"), where)
         numbers = _strings(table.get("numbers", []), f"{where}.numbers")
         hours = _strings(table.get("hours", []), f"{where}.hours")
-        answer = _typed(table.get("answer", True), bool, f"{where}.answer")
-        profile = _typed(table.get("profile", ""), str, f"{where}.profile")
+        answer = typed(table.get("answer", True), bool, f"{where}.answer")
+        profile = typed(table.get("profile", ""), str, f"{where}.profile")
         if not answer and profile:
             raise ConfigError(f"{where}: answer = false with a profile: pick one")
         rules.append(CallerRule(
@@ -268,21 +268,10 @@ def _scalars(cls: type, table: Mapping[str, Any], key: str) -> dict[str, Any]:
         kinds: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float),
                                                      "bool": bool}  # fmt: skip
         kind = kinds.get(allowed[name], str)
-        out[name] = _typed(value, kind, f"{key}.{name}")
+        out[name] = typed(value, kind, f"{key}.{name}")
         if kind is str and name in ("default_profile", "hotline") and value:
             _profile(value, f"{key}.{name}")
     return out
-
-
-def _typed(value: object, kind: type | tuple[type, ...], key: str) -> Any:
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        names = "a number"
-        if isinstance(kind, type):
-            names = {str: "a string", int: "an integer", bool: "a boolean"}.get(kind, names)
-        raise ConfigError(f"{key} must be {names}, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number, got {value!r}")
-    return value
 
 
 def _is_int(value: object) -> bool:
@@ -296,23 +285,11 @@ def _strings(value: object, key: str) -> list[str]:
 
 
 def _profile(value: object, key: str) -> str:
-    name = _typed(value, str, key)
+    name = typed(value, str, key)
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{key}: {value!r} is not an agent profile name (letters, digits, - "
                           "and _)")  # fmt: skip
     return str(name)
-
-
-def _table(value: object, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{key} must be a table, got {value!r}")
-    return value
-
-
-def _known(table: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in known:
-            raise ConfigError(f"{where}.{key} is not a setting; known: {', '.join(known)}")
 
 
 def _port_number(name: object, key: str) -> int:
