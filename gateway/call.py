@@ -171,6 +171,7 @@ class Call:
         self._digits_send, self._digits_recv = trio.open_memory_channel[str](DIGITS_BUFFER)
         self.control: CallActions | None = None
         self.on_transcript: Callable[[str, str, str], None] | None = None
+        self.cloud_closed_s: float | None = None
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -270,6 +271,8 @@ class Call:
             await session.run()
         except SessionFailed as exc:  # the session's only way to end: it tells us why
             self._give_up(f"cloud unavailable ({exc.reason})")
+        finally:  # its socket is closed by now (a hang-up cuts the close to 0.1 s)
+            self.cloud_closed_s = trio.current_time()
 
     async def _events(self, events: trio.MemoryReceiveChannel[RealtimeEvent],
                       session: CloudSession) -> None:  # fmt: skip

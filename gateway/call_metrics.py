@@ -229,6 +229,8 @@ class CallRecord:
     voicemail: str | None = None
     captures: tuple[str, ...] = ()
     timeline: tuple[tuple[float, str], ...] = ()
+    hangup_signal: str | None = None  # what the line saw (`gateway.line_call.HANGUP_SIGNALS`)
+    cloud_closed_ms: float | None = None  # the line's hang-up -> the cloud session closed
 
     @property
     def duration_s(self) -> float:
@@ -249,6 +251,8 @@ class CallRecord:
             "ended_at": self.ended_at.isoformat(),
             "duration_s": round(self.duration_s, 3),
             "ended_by": self.ended_by,
+            "hangup_signal": self.hangup_signal,
+            "cloud_closed_ms": _ms(self.cloud_closed_ms),
             "transcript": [{"who": t.who, "text": t.text} for t in self.transcript],
             "turn_latency_ms": [round(v, 1) for v in self.turn_latency_ms],
             "barge_in_stop_ms": [round(v, 1) for v in self.barge_in_stop_ms],

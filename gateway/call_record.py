@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,5 +60,15 @@ def make_record(call: Call, started_at: datetime, ended_at: datetime) -> CallRec
         tuple(call.tools.records) if call.tools is not None else (),
         call.dtmf,
         str(voicemail.path) if voicemail is not None and voicemail.saved else None,
-        tuple(call.captures), tuple(call.timeline.events),
+        tuple(call.captures), tuple(call.timeline.events), call.line.hangup.signal,
+        _closed_ms(call),
     )  # fmt: skip
+
+
+def _closed_ms(call: Call) -> float | None:
+    """From the line's hang-up to the cloud session closed (None: the line did not end the
+    call, or no session was open)."""
+    hung_up_s, closed_s = call.line.hangup.at_s, call.cloud_closed_s
+    if closed_s is None or not math.isfinite(hung_up_s):
+        return None
+    return max(0.0, (closed_s - hung_up_s) * 1000.0)

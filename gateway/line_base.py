@@ -275,13 +275,13 @@ class LineActor:
         match msg:
             case PortLost(reason=reason):
                 log.warning("line %d: port lost (%s)", self.port.port, reason)
-                await self._hang_up_call(f"port lost: {reason}")
+                await self._hang_up_call(f"port lost: {reason}", "port_lost")
                 self._resolve(DialOutcome.FAILED, f"port lost: {reason}")
                 self._clear_timers()
                 self._on_lost()
             case PortReady():
                 log.info("line %d: %s port ready", self.port.port, self.port.kind)
-                await self._hang_up_call("port restarted")
+                await self._hang_up_call("port restarted", "port_restarted")
                 self._resolve(DialOutcome.FAILED, "port restarted")
                 self._clear_timers()
                 self._on_ready()
@@ -377,14 +377,14 @@ class LineActor:
         if not running.hangup.hung_up:
             await self._inbox_send.send(CallEnded(running.spec.call_id))
 
-    async def _hang_up_call(self, reason: str) -> None:
-        """The line ends the running call (if any): the reason first, then cancel, then give
-        its cleanup `CALL_CLEANUP_S`."""
+    async def _hang_up_call(self, reason: str, signal: str = "ended") -> None:
+        """The line ends the running call (if any): the reason (and the `HANGUP_SIGNALS` key
+        of what showed it) first, then cancel, then give its cleanup `CALL_CLEANUP_S`."""
         running, self._call = self._call, None
         if running is None:
             return
         log.info("line %d: call %s hung up: %s", self.port.port, running.spec.call_id, reason)
-        running.hangup.set(reason)
+        running.hangup.set(reason, signal)
         running.frames_send.close()
         running.signals_send.close()
         running.scope.cancel(reason=reason)

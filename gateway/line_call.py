@@ -64,12 +64,25 @@ class CallSpec:
     connected_s: float = 0.0
 
 
+HANGUP_SIGNALS = (
+    "loop_drop",  # FXO: the loop current dropped (the exchange's disconnect)
+    "polarity",  # FXO: the line's polarity reversed in the call
+    "busy", "reorder", "dial", "sit",  # FXO: the exchange's tone after the far end left
+    "silence",  # FXO: nothing on the line for `silence_hangup_s`
+    "on_hook",  # FXS: the phone was hung up
+    "ended",  # the box ended it (console hangup, a tool, the line's own request)
+    "fax", "modem",  # FXO: a fax or modem answered or called (`line.fxo.hangup_tones`)
+    "port_lost", "port_restarted",  # the adapter went away or restarted
+)  # fmt: skip
+
+
 @dataclass(eq=False)
 class HangupWatch:
     """Why and when the line ended the call. Unset while the call is up or when the call
     ended itself; the line sets it before cancelling the call."""
 
     reason: str | None = None
+    signal: str | None = None  # what the line saw, as a key: one of `HANGUP_SIGNALS`
     at_s: float = math.inf  # trio's clock
     _event: trio.Event = field(default_factory=trio.Event)
 
@@ -77,10 +90,12 @@ class HangupWatch:
     def hung_up(self) -> bool:
         return self.reason is not None
 
-    def set(self, reason: str) -> None:
-        """The line's: the call is over because of `reason` (the first reason sticks)."""
+    def set(self, reason: str, signal: str | None = None) -> None:
+        """The line's: the call is over because of `reason` (the first reason sticks), which
+        the line saw as `signal` (a `HANGUP_SIGNALS` key)."""
         if self.reason is None:
             self.reason, self.at_s = reason, trio.current_time()
+            self.signal = signal
             self._event.set()
 
     async def wait(self) -> str:

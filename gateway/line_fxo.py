@@ -216,7 +216,7 @@ class FxoLine(LineActor):
             case FxoTimer.RINGBACK_GONE:
                 self._answered("ringback stopped")
             case FxoTimer.SILENCE:
-                await self._far_end_gone(f"silence for {self.cfg.silence_hangup_s:g} s")
+                await self._far_end_gone(f"silence for {self.cfg.silence_hangup_s:g} s", "silence")
             case _:
                 assert_never(timer)
 
@@ -278,9 +278,9 @@ class FxoLine(LineActor):
 
     # --- the far end going away -------------------------------------------------------------------
 
-    async def _far_end_gone(self, why: str) -> None:
+    async def _far_end_gone(self, why: str, signal: str) -> None:
         log.info("line %d: far end gone (%s)", self.port.port, why)
-        await self._hang_up_call(f"far end: {why}")
+        await self._hang_up_call(f"far end: {why}", signal)
         await self._finish(why)
 
     async def _loop_dropped(self, duration_ms: float) -> None:
@@ -294,18 +294,18 @@ class FxoLine(LineActor):
         if self.state is FxoState.PROGRESS:
             await self._fail(DialOutcome.FAILED, why)
         else:
-            await self._far_end_gone(why)
+            await self._far_end_gone(why, "loop_drop")
 
     async def _polarity_reversed(self) -> None:
         if self.state is FxoState.CONNECTED and self.cfg.polarity_hangup:
-            await self._far_end_gone("polarity reversed")
+            await self._far_end_gone("polarity reversed", "polarity")
         elif self.state is FxoState.PROGRESS and self.cfg.polarity_answer:
             self._answered("polarity reversal")
 
     async def _tone_heard(self, tone: str) -> None:
         log.debug("line %d: %s tone in state %s", self.port.port, tone, self.state)
         if self.state is FxoState.CONNECTED and tone in self.cfg.hangup_tones:
-            await self._far_end_gone(f"{tone} tone")
+            await self._far_end_gone(f"{tone} tone", tone)
         elif self.state is FxoState.SEIZED and tone == "dial":
             await self._dial()
         elif self.state is FxoState.PROGRESS and tone == "ringback":

@@ -208,7 +208,7 @@ class FxsLine(LineActor):
         if self.state in (FxsState.DOWN, FxsState.IDLE, FxsState.ALERTING):
             return
         log.info("line %d: phone on-hook", self.port.port)
-        await self._hang_up_call("phone on-hook")
+        await self._hang_up_call("phone on-hook", "on_hook")
         self._enter(FxsState.IDLE)
 
     async def _digit(self, digit: str) -> None:

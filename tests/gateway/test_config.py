@@ -140,7 +140,10 @@ def test_a_file_of_exactly_the_size_cap_loads(tmp_path: Path) -> None:
         ("[service]\ndrain_s = true", ("service.drain_s", "True", "a number")),
         ("[store]\nretention_days = false", ("store.retention_days", "False", "a number")),
         ("[adapter]\nbaudrate = 9600.5", ("adapter.baudrate", "9600.5", "a whole number")),
-        ("[line.fxo]\nanswer_after_rings = 2.0", ("line.fxo.answer_after_rings", "2.0", "a whole number")),
+        (
+            "[line.fxo]\nanswer_after_rings = 2.0",
+            ("line.fxo.answer_after_rings", "2.0", "a whole number"),
+        ),
         ("[call]\nvoicemail_dir = 3", ("call.voicemail_dir", "3", "a string")),
         ('[console]\nenabled = "yes"', ("console.enabled", "'yes'", "true or false")),
         ("[call.vad]\nhangover_ms = [1]", ("call.vad.hangover_ms", "[1]", "a number")),

@@ -11,6 +11,7 @@ after each event it handles or sends and when the connection ends), never by sle
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +32,13 @@ class SessionRecord:
     appended_ms: int = 0  # caller audio received
     truncations: list[tuple[str, int]] = field(default_factory=list)  # (item id, audio_end_ms)
     closed: str = ""  # how it ended
+    closed_s: float = math.inf  # when (trio's clock)
     _changed: trio.Event = field(default_factory=trio.Event, repr=False, compare=False)
 
     def end(self, how: str) -> None:
         """Record how the connection ended (the first account wins)."""
-        self.closed = self.closed or how
+        if not self.closed:
+            self.closed, self.closed_s = how, trio.current_time()
         self.touch()
 
     def touch(self) -> None:
