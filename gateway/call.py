@@ -174,6 +174,10 @@ class Call:
         self.cloud_closed_s: float | None = None
 
     async def run(self) -> None:
+        greeting = self.profile.greeting_audio
+        if greeting is not None:  # at once, while the session connects
+            self.audio.play_local(greeting, "greeting")
+            self.timeline.note(trio.current_time(), "local greeting")
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.control = CallActions(self.spec, self.line, self.audio, self.responses,
@@ -330,6 +334,8 @@ class Call:
         if cid is not None and (cid.number or cid.name):
             who = " ".join(part for part in (cid.name, cid.number) if part)
             await session.send_text(f"Caller ID: {who}", role="system", respond=False)
+        if self.profile.greeting_audio is not None:  # the agent said it: it carries on from it
+            await session.send_text(self.profile.greeting_text, role="assistant", respond=False)
         if self.profile.greeting:
             await session.send_text(self.profile.greeting, role="system", respond=True)
 

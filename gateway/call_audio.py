@@ -125,6 +125,7 @@ class AudioPath:
         self._frame_waiters: trio.Event | None = None
         self.echo_guard = EchoGuard()
         self.levels = LevelMeter()
+        self.first_audio_s: float | None = None  # the first frame of sound sent to the line
         self._dtmf_mask = False  # a DTMF tone sounded and the VAD has not let go since
         self._rose_s = -np.inf  # the VAD's last rise
 
@@ -294,6 +295,8 @@ class AudioPath:
         """Bookkeeping of the frame just sent: first audio of a response, local audio done,
         ERLE, the capture."""
         self._last_out = out
+        if self.first_audio_s is None and self.playout.speaking:
+            self.first_audio_s = now_s
         current = self.playout.current_item
         if current is not None and is_local(current[0]) and self.playout.speaking:
             self._local_heard_s = now_s

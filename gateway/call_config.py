@@ -61,16 +61,21 @@ DtmfMenu = Callable[[str, CallControl], Awaitable[None]]
 """A local menu: gets the digits the caller typed (one message's worth) and the call."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class AgentProfile:
     """One agent. `greeting`: the system note that makes the agent speak first (None: it waits
-    for the caller). `dtmf_menu`: when set, the caller's digits go to it, not to the agent."""
+    for the caller). `greeting_audio`: a cached greeting the box plays the moment the line is
+    answered, while the session connects; `greeting_text` is what it says (the agent is told it
+    said it, and `greeting` then asks for a follow-up, queued after it on the line).
+    `dtmf_menu`: when set, the caller's digits go to it, not to the agent."""
 
     settings: RealtimeSettings
     api_key: ApiKey | None = None
     tools: ToolRegistry = field(default_factory=ToolRegistry)
     greeting: str | None = GREETING
     dtmf_menu: DtmfMenu | None = None
+    greeting_audio: NDArray[np.int16] | None = None
+    greeting_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)

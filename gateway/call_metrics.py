@@ -231,6 +231,7 @@ class CallRecord:
     timeline: tuple[tuple[float, str], ...] = ()
     hangup_signal: str | None = None  # what the line saw (`gateway.line_call.HANGUP_SIGNALS`)
     cloud_closed_ms: float | None = None  # the line's hang-up -> the cloud session closed
+    answer_to_audio_ms: float | None = None  # the answer -> the first sound sent to the line
 
     @property
     def duration_s(self) -> float:
@@ -253,6 +254,7 @@ class CallRecord:
             "ended_by": self.ended_by,
             "hangup_signal": self.hangup_signal,
             "cloud_closed_ms": _ms(self.cloud_closed_ms),
+            "answer_to_audio_ms": _ms(self.answer_to_audio_ms),
             "transcript": [{"who": t.who, "text": t.text} for t in self.transcript],
             "turn_latency_ms": [round(v, 1) for v in self.turn_latency_ms],
             "barge_in_stop_ms": [round(v, 1) for v in self.barge_in_stop_ms],

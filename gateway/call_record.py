@@ -61,8 +61,13 @@ def make_record(call: Call, started_at: datetime, ended_at: datetime) -> CallRec
         call.dtmf,
         str(voicemail.path) if voicemail is not None and voicemail.saved else None,
         tuple(call.captures), tuple(call.timeline.events), call.line.hangup.signal,
-        _closed_ms(call),
+        _closed_ms(call), _first_audio_ms(call),
     )  # fmt: skip
+
+
+def _first_audio_ms(call: Call) -> float | None:
+    first_s = call.audio.first_audio_s
+    return None if first_s is None else (first_s - call.timeline.start_s) * 1000.0
 
 
 def _closed_ms(call: Call) -> float | None:

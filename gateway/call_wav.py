@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dsp.frame import FRAME_S, RATE_HZ
+from dsp.g711 import alaw_decode, ulaw_decode
+from gateway.errors import ConfigError
 
 
 def write_wav(path: Path, pcm: NDArray[np.int16]) -> None:
@@ -54,3 +56,35 @@ class FrameTape:
 
     def pcm(self) -> NDArray[np.int16]:
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
+
+
+MAX_GREETING_S = 30.0  # a greeting longer than this is the wrong file
+G711_SUFFIXES = (".ulaw", ".pcmu", ".alaw", ".pcma")
+
+
+def read_greeting(path: Path, key: str) -> NDArray[np.int16]:
+    """A cached greeting as 8 kHz int16: a WAV file (16-bit PCM, mono, 8 kHz) or raw G.711
+    (`.ulaw`/`.pcmu`, `.alaw`/`.pcma`), at most `MAX_GREETING_S`. `ConfigError` naming `key`
+    and the file otherwise."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in G711_SUFFIXES:
+            codes = np.frombuffer(path.read_bytes(), np.uint8)
+            decode = ulaw_decode if suffix in (".ulaw", ".pcmu") else alaw_decode
+            pcm = decode(codes)
+        else:
+            with wave.open(str(path), "rb") as wav:
+                shape = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
+                if shape != (1, 2, RATE_HZ):
+                    raise ConfigError(f"{key}: {path} is {shape[0]} channel(s), "
+                                      f"{8 * shape[1]}-bit, {shape[2]} Hz; it must be mono "
+                                      f"16-bit {RATE_HZ} Hz WAV, or raw .ulaw/.alaw")  # fmt: skip
+                pcm = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.int16)
+    except (OSError, EOFError, wave.Error) as exc:
+        raise ConfigError(f"{key}: {path} cannot be read as audio: {exc}") from None
+    if pcm.size == 0:
+        raise ConfigError(f"{key}: {path} holds no audio")
+    if pcm.size > MAX_GREETING_S * RATE_HZ:
+        raise ConfigError(f"{key}: {path} is {pcm.size / RATE_HZ:.1f} s long; at most "
+                          f"{MAX_GREETING_S:g} s")  # fmt: skip
+    return np.ascontiguousarray(pcm)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.call_config import GREETING, AgentProfile, CallConfig
+from gateway.call_wav import read_greeting
 from gateway.config_checks import known_keys, table_at, typed
 from gateway.config_tables import (
     AdapterConfig,
@@ -49,7 +50,8 @@ __all__ = ["DEFAULT_CONFIG_PATH", "SECRET_KEY", "AppConfig", "flatten", "load_co
 
 TABLES = ("adapter", "line", "realtime", "tools", "agent", "profiles", "call", "console",
           "store", "service")  # fmt: skip
-PROFILE_KEYS = ("realtime", "tools", "greeting")
+GREETING_KEYS = ("greeting", "greeting_audio", "greeting_text")
+PROFILE_KEYS = ("realtime", "tools", *GREETING_KEYS)
 DEFAULT_PROFILE = "default"
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 SECRET_KEY = re.compile(r"(^|[._])(password_hash|password|secret|token|api_key)$")
@@ -105,7 +107,7 @@ def parse(document: Mapping[str, Any], path: Path | None = None) -> AppConfig:
     store = store_from_table(tables["store"])
     data_dir = store.path.parent
     line = LineConfig.from_config(tables["line"])
-    profiles = _profiles(tables)
+    profiles = _profiles(tables, path.parent if path is not None else Path.cwd())
     missing = sorted(line.profiles() - set(profiles))
     if missing:
         defined = ", ".join(sorted(profiles))
@@ -124,12 +126,11 @@ def parse(document: Mapping[str, Any], path: Path | None = None) -> AppConfig:
     )
 
 
-def _profiles(tables: Mapping[str, Mapping[str, Any]]) -> dict[str, AgentProfile]:
+def _profiles(tables: Mapping[str, Mapping[str, Any]], base: Path) -> dict[str, AgentProfile]:
     agent = tables["agent"]
-    known_keys(agent, ("greeting",), "agent")
-    greeting = typed(agent.get("greeting", GREETING), str, "agent.greeting")
+    known_keys(agent, GREETING_KEYS, "agent")
     base_realtime, base_tools = tables["realtime"], tables["tools"]
-    out = {DEFAULT_PROFILE: _profile(base_realtime, base_tools, greeting, "")}
+    out = {DEFAULT_PROFILE: _profile(base_realtime, base_tools, agent, "", base)}
     for name, value in tables["profiles"].items():
         where = f"profiles.{name}"
         if not PROFILE_NAME.fullmatch(name):
@@ -138,16 +139,28 @@ def _profiles(tables: Mapping[str, Mapping[str, Any]]) -> dict[str, AgentProfile
         known_keys(table, PROFILE_KEYS, where)
         realtime = {**base_realtime, **table_at(table.get("realtime", {}), f"{where}.realtime")}
         tools = table_at(table["tools"], f"{where}.tools") if "tools" in table else base_tools
-        own = typed(table.get("greeting", greeting), str, f"{where}.greeting")
-        out[name] = _profile(realtime, tools, own, f"{where}.")
+        greeting = {k: table[k] for k in GREETING_KEYS if k in table}
+        out[name] = _profile(realtime, tools, {**agent, **greeting}, f"{where}.", base)
     return out
 
 
-def _profile(realtime: Mapping[str, Any], tools: Mapping[str, Any], greeting: str,
-             prefix: str) -> AgentProfile:  # fmt: skip
+def _profile(realtime: Mapping[str, Any], tools: Mapping[str, Any], agent: Mapping[str, Any],
+             prefix: str, base: Path) -> AgentProfile:  # fmt: skip
     settings = settings_from_config(realtime, f"{prefix}realtime")
     registry = tools_from_config(tools, f"{prefix}tools")
-    return AgentProfile(settings, load_api_key(settings), registry, greeting or None)
+    where = prefix or "agent."
+    audio_path = typed(agent.get("greeting_audio", ""), str, f"{where}greeting_audio")
+    text = typed(agent.get("greeting_text", ""), str, f"{where}greeting_text")
+    # With a cached greeting the note asks for a follow-up only if one is configured.
+    note = typed(agent.get("greeting", "" if audio_path else GREETING), str, f"{where}greeting")
+    audio = None
+    if audio_path:
+        if not text.strip():
+            raise ConfigError(f"{where}greeting_text is empty: say what {where}greeting_audio "
+                              "says (the agent is told it said it)")  # fmt: skip
+        audio = read_greeting(base / audio_path, f"{where}greeting_audio")
+    return AgentProfile(settings, load_api_key(settings), registry, note or None,
+                        greeting_audio=audio, greeting_text=text.strip())  # fmt: skip
 
 
 def _console(table: Mapping[str, Any]) -> ConsoleConfig | None:

@@ -15,7 +15,7 @@ from gateway.realtime.audio import format_param
 from gateway.realtime.profiles import model_of, profile_of
 from gateway.realtime.settings import RealtimeSettings, SemanticVad, ServerVad, TurnDetection
 
-Role = Literal["user", "system"]
+Role = Literal["user", "system", "assistant"]  # assistant: what the box said for the agent
 _ids = itertools.count(1)
 
 
@@ -126,7 +126,7 @@ def item_create(event_id: str, item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "conversation.item.create", "event_id": event_id, "item": item}
 
 
-def text_item(text: str, role: Role) -> dict[str, Any]:
+def text_item(text: str, role: Literal["user", "system"]) -> dict[str, Any]:
     """A user or system message (DTMF digits, notes, the caller's words carried over)."""
     return {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]}
 

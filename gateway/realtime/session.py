@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from dsp.frame import FRAME_SAMPLES
 from gateway.realtime import client_events as ce
 from gateway.realtime.connection import CLOSE_S, ConnectFailed, Connection
-from gateway.realtime.conversation import Entry
+from gateway.realtime.conversation import Entry, EntryKind
 from gateway.realtime.dispatch import Dispatcher, SessionStats
 from gateway.realtime.errors import SessionFailed
 from gateway.realtime.messages import RealtimeEvent, SessionConnected, SessionLost
@@ -149,9 +149,12 @@ class RealtimeSession:
 
     async def send_text(self, text: str, role: ce.Role = "user", *,
                         respond: bool | None = None) -> None:  # fmt: skip
-        """A text message in the conversation: DTMF digits the caller pressed, a note.
-        `respond` (default: for user messages) asks the agent to answer it."""
-        self._dispatch.log.add(Entry("user_text" if role == "user" else "system_text", text))
+        """A text message in the conversation: DTMF digits the caller pressed, a note, or
+        (`assistant`) words the box played for the agent (a cached greeting). `respond`
+        (default: for user messages) asks the agent to answer it."""
+        kinds: dict[str, EntryKind] = {"user": "user_text", "system": "system_text",
+                                       "assistant": "agent"}  # fmt: skip
+        self._dispatch.log.add(Entry(kinds[role], text))
         if role == "user" if respond is None else respond:
             self._dispatch.response_wanted = True
         await self._flush()
