@@ -49,6 +49,7 @@ from gateway.call_fallback import (
 )
 from gateway.call_metrics import CallMetrics, CallRecord, Timeline, TranscriptLine
 from gateway.call_record import make_record, save_files
+from gateway.call_secure import SECURE_MARK
 from gateway.call_tools import CallTools, open_call_tools, session_settings
 from gateway.errors import ConfigError
 from gateway.line_call import CallLine, CallSpec
@@ -217,6 +218,10 @@ class Call:
                     assert_never(signal)
 
     def _digit(self, digit: str, now_s: float) -> None:
+        if self.audio.secure.offer(digit):  # a tool collects it: no record, no agent
+            self.dtmf += SECURE_MARK
+            self.timeline.note(now_s, "caller pressed a key (collected securely)")
+            return
         self.dtmf += digit
         self.timeline.note(now_s, f"caller pressed {digit}")
         try:

@@ -45,6 +45,7 @@ from gateway.call_bargein import BargeIn
 from gateway.call_config import CallConfig
 from gateway.call_echo import EchoGuard
 from gateway.call_metrics import CallMetrics, LevelMeter, Timeline
+from gateway.call_secure import SecureDigits, UplinkGuard
 from gateway.call_wav import FrameTape
 from gateway.playout import FADE_SAMPLES, FlushedItem, PlayoutBuffer
 from gateway.realtime import AgentAudio
@@ -125,6 +126,8 @@ class AudioPath:
         self._frame_waiters: trio.Event | None = None
         self.echo_guard = EchoGuard()
         self.levels = LevelMeter()
+        self.secure = SecureDigits()  # a tool collecting digits: the keys go to it alone
+        self.guard = UplinkGuard(self.secure)
         self.first_audio_s: float | None = None  # the first frame of sound sent to the line
         self._dtmf_mask = False  # a DTMF tone sounded and the VAD has not let go since
         self._rose_s = -np.inf  # the VAD's last rise
@@ -319,14 +322,22 @@ class AudioPath:
         self.capture_down.append(out)
 
     def _uplink(self, clean: NDArray[np.int16], arrived_s: float, now_s: float) -> None:
-        self.capture_up.append(clean)
-        if self.recording is not None:
-            self.recording.append(clean)
+        """The clean frame to the tapes and the cloud; DTMF tones go up as comfort noise (and
+        while digits are collected, nothing of them reaches a tape either: `UplinkGuard`)."""
+        engaged = self.guard.engaged
+        frames = self.guard.pass_frame(clean, self.dtmf.tone_present, self.vad.noise_dbm0)
+        for taped in frames if engaged else [clean]:
+            self.capture_up.append(taped)
+            if self.recording is not None:
+                self.recording.append(taped)
+        for frame in frames:
+            self._send_up(frame, arrived_s, now_s)
+
+    def _send_up(self, frame: NDArray[np.int16], arrived_s: float, now_s: float) -> None:
         channel = self.to_cloud
         if channel is None:
             return
-        frame = clean
-        if self.dtmf.tone_present or (not self._speaking and self._echo_unsure(now_s)):
+        if not self._speaking and self._echo_unsure(now_s):
             frame = np.zeros(FRAME_SAMPLES, np.int16)
         try:
             channel.send_nowait(frame)

@@ -95,6 +95,10 @@ class CallActions:
     def caller_id(self) -> CallerId | None:
         return self._spec.callerid
 
+    async def collect_digits(self, max_digits: int, terminator: str, timeout_s: float) -> str:
+        log.info("call %s: collecting up to %d digits securely", self.call_id, max_digits)
+        return await self._audio.secure.collect(max_digits, terminator, timeout_s)
+
     async def hang_up(self, reason: str) -> None:
         """Ends the call once the agent's goodbye (the response to this tool's output) has
         played; returns at once."""

@@ -98,6 +98,10 @@ class ToolRegistry:
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
+    def remove(self, name: str) -> Tool | None:
+        """Take `name` out (a tool only another tool may call); None if there is none."""
+        return self._tools.pop(name, None)
+
     def names(self) -> list[str]:
         return list(self._tools)
 

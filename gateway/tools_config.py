@@ -58,6 +58,7 @@ from gateway.tools_builtin import (
 )
 from gateway.tools_http import METHODS, QUERY_METHODS, HttpCall, http_tool, tls_context
 from gateway.tools_schema import check_schema, show
+from gateway.tools_secure import COLLECT_DIGITS, KEYS, collect_digits_tool
 from gateway.tools_types import DEFAULT_TIMEOUT_S, Tool
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,11 @@ def tools_from_config(config: Mapping[str, Any], where: str = "tools") -> ToolRe
     builtin = _table(config.get("builtin", {}), f"{where}.builtin")
     for name, options in builtin.items():
         key = f"{where}.builtin.{name}"
-        if name not in BUILTINS:
-            raise ConfigError(f"{key} is not a built-in tool; built-ins: {', '.join(BUILTINS)}")
-        if options is False:
-            continue
+        if name not in (*BUILTINS, COLLECT_DIGITS):
+            raise ConfigError(f"{key} is not a built-in tool; built-ins: "
+                              f"{', '.join((*BUILTINS, COLLECT_DIGITS))}")  # fmt: skip
+        if options is False or name == COLLECT_DIGITS:
+            continue  # collect_digits: after the HTTP tools, one of which it delivers to
         registry.add(_builtin(name, {} if options is True else _table(options, key), key), key)
     http = config.get("http", [])
     if not isinstance(http, list):
@@ -95,9 +97,24 @@ def tools_from_config(config: Mapping[str, Any], where: str = "tools") -> ToolRe
     for index, entry in enumerate(http):
         key = f"{where}.http[{index}]"
         registry.add(_http(_table(entry, key), key), key)
+    if builtin.get(COLLECT_DIGITS, False) is not False:
+        _add_collect_digits(registry, builtin[COLLECT_DIGITS], f"{where}.builtin.{COLLECT_DIGITS}")
     if registry.needs_http:
         tls_context()  # load the CA bundle now, at start-up, not in the first call's audio path
     return registry
+
+
+def _add_collect_digits(registry: ToolRegistry, options: object, where: str) -> None:
+    table = _table(options, where)
+    _known(table, KEYS, where)
+    target_name = table.get("deliver_to")
+    if not isinstance(target_name, str) or not target_name:
+        raise ConfigError(f"{where}.deliver_to must name the HTTP tool that gets the digits")
+    target = registry.remove(target_name)  # the model must not call it with digits of its own
+    if target is None:
+        raise ConfigError(f"{where}.deliver_to {target_name!r} is not a tool of [[tools.http]]; "
+                          f"tools: {', '.join(registry.names()) or 'none'}")  # fmt: skip
+    registry.add(collect_digits_tool(target, table, where), where)
 
 
 def _builtin(name: str, options: Mapping[str, Any], where: str) -> Tool:

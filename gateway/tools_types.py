@@ -70,6 +70,10 @@ class CallControl(Protocol):
     async def send_dtmf(self, digits: str) -> None:
         """Play DTMF `digits` (0-9 * # A-D, already checked) to the far end."""
 
+    async def collect_digits(self, max_digits: int, terminator: str, timeout_s: float) -> str:
+        """The digits the caller types next (up to `terminator`, `max_digits` or `timeout_s`),
+        kept from the agent, the cloud's audio and the record (`gateway.call_secure`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CallContext:

@@ -30,6 +30,7 @@ class SessionRecord:
     sent: list[dict[str, Any]] = field(default_factory=list)
     turns: int = 0  # caller turns answered on this connection
     appended_ms: int = 0  # caller audio received
+    audio: list[Any] | None = None  # its 20 ms frames (int16), when the server keeps audio
     truncations: list[tuple[str, int]] = field(default_factory=list)  # (item id, audio_end_ms)
     closed: str = ""  # how it ended
     closed_s: float = math.inf  # when (trio's clock)

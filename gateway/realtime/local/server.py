@@ -39,8 +39,10 @@ class LocalRealtimeServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  script: Script | str | Path | None = None, faults: Faults | None = None,
-                 prompts_dir: str | Path | None = None) -> None:  # fmt: skip
+                 prompts_dir: str | Path | None = None,
+                 keep_audio: bool = False) -> None:  # fmt: skip
         self.host, self.port = host, port
+        self.keep_audio = keep_audio  # each session's caller audio in its record (tests)
         if isinstance(script, str | Path):
             script = Script.load(script)
         self.script = script or Script()
@@ -86,6 +88,8 @@ class LocalRealtimeServer:
         record = SessionRecord(len(self.sessions), path, query, sorted(headers),
                                _auth_scheme(headers))  # fmt: skip
         faults = self._faults_for(record.index)
+        if self.keep_audio:
+            record.audio = []
         self.sessions.append(record)
         refusal = _refusal(path, query, faults)
         if refusal:

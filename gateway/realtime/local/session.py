@@ -275,6 +275,8 @@ class ServerSession:
         for frame in self._track.frames(wire):
             self._buffer_ms += 20
             self.record.appended_ms += 20
+            if self.record.audio is not None:
+                self.record.audio.append(frame.copy())
             edge = self._vad.feed(frame) if self._vad is not None else None
             if edge is not None:
                 await self._edge(edge)

@@ -1,0 +1,115 @@
+"""Digits that never leave the premises (#8): while a tool collects digits (a PIN, a card
+number), the caller's key presses go to that tool and nowhere else.
+
+- `SecureDigits` is the call's switch: `collect` turns it on until the terminator, the most
+  digits or the deadline; meanwhile `offer` takes every digit the call detects (on the audio
+  or reported by the device), so none reaches the agent as text or the record (the record
+  keeps a `*` per key).
+- `UplinkGuard` keeps the tones out of what the cloud hears: while the switch is on, the
+  uplink runs `GUARD_FRAMES` frames behind, so that the frames of a tone that the detector only
+  recognises in its second frame are still replaced, and every frame with a tone (or the
+  frames just before it) goes up as comfort noise at the line's noise floor, not as the tone,
+  and not as silence that would tell the model something happened. Off, it adds no delay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import deque
+
+import numpy as np
+import trio
+from numpy.typing import NDArray
+
+from dsp.comfort_noise import ComfortNoise
+from dsp.frame import FRAME_SAMPLES
+
+GUARD_FRAMES = 2  # the DTMF detector knows a tone by its second frame at the latest
+DIGITS_BUFFER = 64
+NOISE_DBM0 = -70.0  # an idle line; the VAD's noise floor estimate replaces it
+SECURE_MARK = "*"  # what the record keeps of a key pressed while digits were collected
+
+
+class SecureDigits:
+    """See the module docstring. One per call."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self._send, self._recv = trio.open_memory_channel[str](DIGITS_BUFFER)
+        self.collected = 0  # keys taken over the call (for the record)
+
+    def offer(self, digit: str) -> bool:
+        """Take `digit` if digits are being collected (True): the caller must not send it on."""
+        if not self.active:
+            return False
+        self.collected += 1
+        # More keys than any PIN or card number: the rest are dropped, still secret.
+        with contextlib.suppress(trio.WouldBlock):
+            self._send.send_nowait(digit)
+        return True
+
+    async def collect(self, max_digits: int, terminator: str, timeout_s: float) -> str:
+        """The digits the caller types next, up to `terminator` (not included), `max_digits`
+        or `timeout_s`, whichever comes first."""
+        while True:  # keys from before this collection are not part of it
+            try:
+                self._recv.receive_nowait()
+            except trio.WouldBlock:
+                break
+        self.active = True
+        typed = ""
+        try:
+            with trio.move_on_after(timeout_s):
+                while len(typed) < max_digits:
+                    digit = await self._recv.receive()
+                    if digit == terminator:
+                        break
+                    typed += digit
+        finally:
+            self.active = False
+        return typed
+
+
+class UplinkGuard:
+    """See the module docstring. `pass_frame(frame, tone)` returns the frames to send now
+    (none while the delay line fills, two when it drains after the switch goes off)."""
+
+    def __init__(self, secure: SecureDigits) -> None:
+        self.secure = secure
+        self._line: deque[NDArray[np.int16]] = deque()
+        self._noise = ComfortNoise(NOISE_DBM0)
+        self._buffer = np.zeros(FRAME_SAMPLES, np.float64)
+        self.replaced = 0  # frames sent up as comfort noise instead of what the line brought
+
+    @property
+    def engaged(self) -> bool:
+        """Collecting digits, or the delay line still draining."""
+        return self.secure.active or bool(self._line)
+
+    def pass_frame(self, frame: NDArray[np.int16], tone: bool,
+                   noise_dbm0: float) -> list[NDArray[np.int16]]:  # fmt: skip
+        if not self.secure.active and not self._line:
+            return [self.noise(noise_dbm0) if tone else frame]
+        if tone:  # this frame and the ones held back: the tone's first frames hide among them
+            self.replaced += len(self._line) + 1
+            self._line = deque(self.noise(noise_dbm0) for _ in self._line)
+            frame = self.noise(noise_dbm0)
+        self._line.append(frame)
+        if self.secure.active and len(self._line) <= GUARD_FRAMES:
+            return []
+        if self.secure.active:
+            return [self._line.popleft()]
+        out = list(self._line)  # the switch is off: drain, and run without delay again
+        self._line.clear()
+        return out
+
+    def noise(self, level_dbm0: float) -> NDArray[np.int16]:
+        """One frame of comfort noise at `level_dbm0` (the line's noise floor)."""
+        level = max(-90.0, min(-40.0, level_dbm0 if math.isfinite(level_dbm0) else NOISE_DBM0))
+        self._noise.fill(self._buffer)  # white noise at NOISE_DBM0, scaled to the floor
+        gain = 10.0 ** ((level - NOISE_DBM0) / 20.0)
+        out: NDArray[np.int16] = np.clip(np.rint(self._buffer * gain), -32768, 32767).astype(
+            np.int16
+        )
+        return out
