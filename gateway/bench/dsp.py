@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp import callerid, dtmf, levels, plc, resample, tones
+from dsp import callerid, dtmf, levels, line_signals, plc, resample, tones
 from dsp.frame import FRAME_SAMPLES, RATE_HZ
 from gateway.bench.g711 import format_g711, measure_g711
 from gateway.bench.timing import format_table, median_ns_per_call
@@ -47,6 +47,7 @@ def _streaming_cases() -> list[tuple[str, Callable[[], Callable[[NDArray[np.int1
         ("DtmfDetector.feed", lambda: dtmf.DtmfDetector().feed),
         ("ToneDetector.feed (us)", lambda: tones.ToneDetector("us").feed),
         ("ToneDetector.feed (de)", lambda: tones.ToneDetector("de").feed),
+        ("LineSignalDetector.feed", lambda: line_signals.LineSignalDetector().feed),
         ("CallerIdDecoder.feed (bell202)", lambda: callerid.CallerIdDecoder("bell202").feed),
         ("CallerIdDecoder.feed (v23)", lambda: callerid.CallerIdDecoder("v23").feed),
         ("CallerIdDecoder.feed (dtmf)", lambda: callerid.CallerIdDecoder("dtmf").feed),
