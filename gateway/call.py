@@ -16,9 +16,9 @@ Inside a call:
   agent as one text message per burst ("[caller pressed 12#]"), or to a local menu;
 - `CallActions` (`gateway.call_control`) is the tools' `CallControl`: end_call, transfer,
   send_dtmf.
-Modules: `call_audio` (the per-frame step), `call_echo` (how far the echo canceller is
-trusted), `call_bargein`, `call_control`, `call_fallback`, `call_metrics` (the record),
-`call_wav`, `call_config`.
+Modules: `call_audio` (the frame step), `call_echo` (how far the canceller is trusted),
+`call_bargein`, `call_control`, `call_fallback`, `call_metrics`/`call_record` (the record),
+`call_secure` (digits for a tool), `call_signals` (fax, call waiting), `call_wav`, `call_config`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from gateway.call_fallback import (
 from gateway.call_metrics import CallMetrics, CallRecord, Timeline, TranscriptLine
 from gateway.call_record import make_record, save_files
 from gateway.call_secure import SECURE_MARK
+from gateway.call_signals import dispatch_heard
 from gateway.call_tools import CallTools, open_call_tools, session_settings
 from gateway.errors import ConfigError
 from gateway.line_call import CallLine, CallSpec
@@ -173,6 +174,7 @@ class Call:
         self.control: CallActions | None = None
         self.on_transcript: Callable[[str, str, str], None] | None = None
         self.cloud_closed_s: float | None = None
+        self.end_signal: str | None = None  # what the call itself saw end it (a fax tone)
 
     async def run(self) -> None:
         greeting = self.profile.greeting_audio
@@ -203,6 +205,8 @@ class Call:
             now_s = trio.current_time()
             for digit in self.audio.step(frame, now_s):
                 self._digit(digit, now_s)
+            if self.audio.heard and self._nursery is not None:
+                dispatch_heard(self, self._nursery, now_s)
         if not self.line.hangup.hung_up:  # the line closes them before it cancels us
             self.end("the line stopped sending audio")
 
@@ -253,6 +257,8 @@ class Call:
     # --- the cloud side -----------------------------------------------------------------------
 
     async def _cloud(self) -> None:
+        if self.config.cloud_delay_s > 0.0:  # a fax gate: its tone ends the call before this
+            await trio.sleep(self.config.cloud_delay_s)
         try:
             settings = session_settings(self.profile.settings, self.profile.tools)
             frames_send, frames_recv = trio.open_memory_channel[NDArray[np.int16]](UPLINK_BUFFER)

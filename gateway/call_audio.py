@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from dsp.dtmf import DtmfDetector
 from dsp.echo import EchoCanceller
 from dsp.frame import FRAME_S, FRAME_SAMPLES, RATE_HZ
+from dsp.line_signals import LineSignal, LineSignalDetector
 from dsp.vad import Vad
 from firmware_bridge.port import AudioFrame, LinePort
 from gateway.call_bargein import BargeIn
@@ -67,6 +68,7 @@ def warm_up() -> None:
     clean = ec.process(silence, silence)
     dtmf.feed(clean)
     vad.process(clean, silence, ec.residual_echo_dbm0)
+    LineSignalDetector().feed(clean)
     PlayoutBuffer().next_frame(0.0)
 
 
@@ -126,6 +128,8 @@ class AudioPath:
         self._frame_waiters: trio.Event | None = None
         self.echo_guard = EchoGuard()
         self.levels = LevelMeter()
+        self.line_signals = LineSignalDetector()  # fax, modem, a beep, call waiting
+        self.heard: list[LineSignal] = []  # recognised, for the call to take (`take_heard`)
         self.secure = SecureDigits()  # a tool collecting digits: the keys go to it alone
         self.guard = UplinkGuard(self.secure)
         self.first_audio_s: float | None = None  # the first frame of sound sent to the line
@@ -220,6 +224,7 @@ class AudioPath:
         ref = self._last_out
         clean = self.ec.process(ref, frame.pcm)
         digits = [key.digit for key in self.dtmf.feed(clean)]
+        self.heard += self.line_signals.feed(clean)
         if digits and now_s - self._local_heard_s < ECHO_GUARD_S:
             digits = []  # the echo of our own audio (DTMF the agent sent), not the caller's keys
         near_active = self._speaking or self._dtmf_mask or self.dtmf.tone_present

@@ -30,6 +30,7 @@ HOLD_BEEP_EVERY_S = 2.0
 VOICEMAIL_MAX_S = 60.0
 VOICEMAIL_SILENCE_S = 4.0  # quiet this long after the beep (or after speech): the message is over
 DTMF_GAP_S = 1.0  # digits typed within this of each other go to the agent as one message
+FAX_ACTIONS = ("hang_up", "ignore")
 CAPTURE_MAX_S = 600.0  # per direction: 9.6 MB each
 # The agent speaks first on an answered call: a note in the conversation asks for its greeting.
 GREETING = "The phone call has just been answered. Greet the caller."
@@ -98,6 +99,9 @@ class CallConfig:
     echo_tail_ms: float = 128.0
     comfort_noise_dbm0: float = COMFORT_NOISE_DBM0
     vad: VadConfig = field(default_factory=VadConfig)
+    fax_action: str = "hang_up"  # a fax or modem tone on the line: "hang_up" or "ignore"
+    cloud_delay_s: float = 0.0  # open the cloud session this long after the answer (a fax
+    # gate: a fax's CNG is heard first and no session is opened; a local greeting covers it)
 
     def __post_init__(self) -> None:
         limits = {
@@ -109,8 +113,12 @@ class CallConfig:
             "capture_max_s": (1.0, 7200.0),
             "dtmf_gap_s": (0.0, 10.0),
             "echo_tail_ms": (16.0, 256.0),
+            "cloud_delay_s": (0.0, 10.0),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi):
                 raise ConfigError(f"call.{name} must be in {lo:g}..{hi:g}, got {value!r}")
+        if self.fax_action not in FAX_ACTIONS:
+            raise ConfigError(f"call.fax_action {self.fax_action!r} is not one of "
+                              f"{', '.join(FAX_ACTIONS)}")  # fmt: skip

@@ -60,7 +60,8 @@ def make_record(call: Call, started_at: datetime, ended_at: datetime) -> CallRec
         tuple(call.tools.records) if call.tools is not None else (),
         call.dtmf,
         str(voicemail.path) if voicemail is not None and voicemail.saved else None,
-        tuple(call.captures), tuple(call.timeline.events), call.line.hangup.signal,
+        tuple(call.captures), tuple(call.timeline.events),
+        call.line.hangup.signal or call.end_signal,
         _closed_ms(call), _first_audio_ms(call),
     )  # fmt: skip
 
