@@ -9,6 +9,8 @@ from pathlib import Path
 
 from gateway.numba_cache import configure_numba_cache
 
+SCENARIO_NAMES = ("greeting", "pin", "fax", "wan-down")  # gateway.demo_scenarios (numba-free here)
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -21,6 +23,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "demo", help="one simulated call (adapter, line, agent, caller) and its report"
     )
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
+    demo.add_argument("--scenario", default="order", choices=("order", *SCENARIO_NAMES),
+                      help="which call: order (the default), or an edge feature: greeting "
+                      "(slow cloud), pin (sensitive digits), fax, wan-down")  # fmt: skip
     demo.add_argument("--realtime-url", default="", metavar="URL",
                       help="the realtime server to talk to (OpenAI GA schema; ws:// to "
                       "loopback, else wss://); default: the bundled local server")  # fmt: skip
@@ -125,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "demo":
             from gateway.demo import run_demo
 
-            return run_demo(json_output=args.json, realtime_url=args.realtime_url, out_dir=args.out)
+            return run_demo(json_output=args.json, realtime_url=args.realtime_url, out_dir=args.out,
+                            scenario=args.scenario)  # fmt: skip
         case "bench" if args.suite == "echo":
             from gateway.bench.echo import run_bench_echo
 

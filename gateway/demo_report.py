@@ -181,6 +181,10 @@ def format_report(r: dict[str, Any]) -> str:
              + (f" after {r['duration_s']:.1f} s" if "duration_s" in r else "")]  # fmt: skip
     if r["timed_out"]:
         lines.append("  THE DEMO TIMED OUT: the call was cut short")
+    if "scenario" in r:
+        scenario = r["scenario"]
+        lines += ["", f"Scenario {scenario['name']}: {scenario['summary']}"]
+        lines += [f"  {k}: {v}" for k, v in scenario["facts"].items()]
     lines += ["", "Timeline (ms from the answer; line = heard at the far end of the simulated "
               "line, box = the call's own log)"]  # fmt: skip
     lines += [f"  {e['t_ms']:>7}  {e['source']:<4}  {e['event']}" for e in r["call_timeline"]]

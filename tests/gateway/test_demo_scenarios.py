@@ -1,0 +1,50 @@
+"""`tipring demo --scenario NAME` (#8): each edge-feature scenario runs its simulated call to
+the end it is meant to have and shows its point in its facts. The `fax` one also through the
+command line, as a user runs it (its JSON report)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from gateway.demo_scenarios import PIN, SCENARIOS
+from gateway.simcall_scenario import load_caller_voice
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_each_scenario_makes_its_point(name: str, tmp_path: Path) -> None:
+    scenario = SCENARIOS[name]
+    result, facts = await scenario.run(load_caller_voice(), tmp_path)
+    assert not result.timed_out
+    [record] = result.records
+    assert record is not None
+    assert record.ended_by.startswith(scenario.ends), record.ended_by
+    match name:
+        case "greeting":
+            assert facts["answer_to_audio_ms"] < 300.0
+        case "pin":
+            assert facts["the bank got"] == [{"pin": PIN}]
+            assert facts["pin_in_cloud_events"] is False
+            assert facts["record_dtmf"] == "*****"
+        case "fax":
+            assert facts["cloud_sessions_opened"] == 0
+            assert record.hangup_signal == "fax"
+        case "wan-down":
+            assert facts["voicemail"] is not None
+            assert await trio.Path(facts["voicemail"]).exists()
+
+
+async def test_the_fax_scenario_from_the_command_line(tmp_path: Path) -> None:
+    done = await trio.run_process(
+        [sys.executable, "-m", "gateway", "demo", "--scenario", "fax", "--json",
+         "--out", str(tmp_path)], capture_stdout=True, capture_stderr=True,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["scenario"]["name"] == "fax"
+    assert report["scenario"]["facts"]["cloud_sessions_opened"] == 0
+    assert report["hangup_signal"] == "fax"
+    assert report["ended_by"] == "fax tone (CNG): declined"
