@@ -28,6 +28,9 @@ from dsp.frame import FRAME_SAMPLES
 GUARD_FRAMES = 2  # the DTMF detector knows a tone by its second frame at the latest
 DIGITS_BUFFER = 64
 NOISE_DBM0 = -70.0  # an idle line; the VAD's noise floor estimate replaces it
+# At most this loud: the floor estimate may rise on a long tone, and the cloud's VAD must not
+# take the noise that replaces the tone for speech (quiet lines are -65..-70 dBm0).
+MAX_NOISE_DBM0 = -60.0
 SECURE_MARK = "*"  # what the record keeps of a key pressed while digits were collected
 
 
@@ -106,7 +109,8 @@ class UplinkGuard:
 
     def noise(self, level_dbm0: float) -> NDArray[np.int16]:
         """One frame of comfort noise at `level_dbm0` (the line's noise floor)."""
-        level = max(-90.0, min(-40.0, level_dbm0 if math.isfinite(level_dbm0) else NOISE_DBM0))
+        floor = level_dbm0 if math.isfinite(level_dbm0) else NOISE_DBM0
+        level = max(-90.0, min(MAX_NOISE_DBM0, floor))
         self._noise.fill(self._buffer)  # white noise at NOISE_DBM0, scaled to the floor
         gain = 10.0 ** ((level - NOISE_DBM0) / 20.0)
         out: NDArray[np.int16] = np.clip(np.rint(self._buffer * gain), -32768, 32767).astype(
