@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dsp.errors import DspInputError
-from dsp.frame import RATE_HZ, as_int16, check_rate
+from dsp.frame import RATE_HZ, BlockStream, as_int16, check_rate
 from dsp.line_signal_blocks import (
     BLOCK_COLS,
     BLOCK_SAMPLES,
@@ -64,8 +64,7 @@ class LineSignalDetector:
         self._state = np.zeros(STATE_SLOTS, np.float64)
         self._buf = np.zeros(BUF_SAMPLES, np.float64)
         self._rows = np.zeros((MAX_BLOCKS, BLOCK_COLS), np.float64)
-        self._stash = np.zeros(BLOCK_SAMPLES, np.int16)
-        self._stash_n = 0
+        self._blocks = BlockStream(BLOCK_SAMPLES)
         self.reset()
 
     @property
@@ -77,7 +76,7 @@ class LineSignalDetector:
         """Forget everything heard; times restart at 0."""
         self._state[:] = 0.0
         self._buf[:] = 0.0
-        self._stash_n = 0
+        self._blocks.reset()
         self._tones.reset()
         if self._cas is not None:
             self._cas.reset()
@@ -88,25 +87,8 @@ class LineSignalDetector:
         if not x.flags.writeable:  # np.frombuffer: numba would compile a second kernel for it
             x = x.copy()
         out: list[LineSignal] = []
-        if x.shape[0] == BLOCK_SAMPLES and not self._stash_n:  # the usual call: one frame
-            self._run(x, out)
-            return out
-        pos = 0
-        if self._stash_n:
-            pos = min(BLOCK_SAMPLES - self._stash_n, x.shape[0])
-            self._stash[self._stash_n : self._stash_n + pos] = x[:pos]
-            self._stash_n += pos
-            if self._stash_n < BLOCK_SAMPLES:
-                return out
-            self._run(self._stash, out)
-            self._stash_n = 0
-        whole = (x.shape[0] - pos) // BLOCK_SAMPLES * BLOCK_SAMPLES
-        if whole:
-            self._run(x[pos : pos + whole], out)
-        tail = x.shape[0] - pos - whole
-        if tail:
-            self._stash[:tail] = x[pos + whole :]
-            self._stash_n = tail
+        for run in self._blocks.runs(x):
+            self._run(run, out)
         return out
 
     def _run(self, pcm: NDArray[np.int16], out: list[LineSignal]) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from dsp.frame import FRAME_SAMPLES, RATE_HZ, as_int16, check_rate
+from dsp.frame import FRAME_SAMPLES, RATE_HZ, BlockStream, as_int16, check_rate
 from dsp.hum import HUM_PERIOD_MS
 from dsp.tone_cadence import (
     E_AT,
@@ -170,8 +170,7 @@ class ToneDetector:
         self._scratch = np.zeros(self._frames.basis.shape[1] + AMP_SLOTS + INFO_SLOTS, np.float64)
         self._events = np.zeros((MAX_EVENTS, EVENT_COLS), np.int64)
         self._ev_level = np.zeros(MAX_EVENTS, np.float64)
-        self._stash = np.zeros(FRAME_SAMPLES, np.int16)
-        self._stash_n = 0
+        self._blocks = BlockStream(FRAME_SAMPLES)
         f, c = self._frames, self._cadence
         self._args = (
             f.basis, f.sig_cols, f.sig_ginv, f.sig_shape, f.sit_cols, f.sit_ginv, f.sit_nbins,
@@ -191,7 +190,7 @@ class ToneDetector:
         self._sit_state[list(SIT_NEG_SLOTS)] = -1
         self._sit_fstate[:] = 0.0
         self._hum_past[:] = 0.0
-        self._stash_n = 0
+        self._blocks.reset()
 
     def feed(self, pcm: NDArray[np.int16]) -> list[ToneDetected]:
         """Process `pcm` (1-D int16, any length); returns the tones recognised, oldest first."""
@@ -199,25 +198,8 @@ class ToneDetector:
         if not x.flags.writeable:  # np.frombuffer: numba would compile a second kernel for it
             x = x.copy()
         out: list[ToneDetected] = []
-        if x.shape[0] == FRAME_SAMPLES and not self._stash_n:  # the usual call: one frame
-            self._run(x, out)
-            return out
-        pos = 0
-        if self._stash_n:
-            pos = min(FRAME_SAMPLES - self._stash_n, x.shape[0])
-            self._stash[self._stash_n : self._stash_n + pos] = x[:pos]
-            self._stash_n += pos
-            if self._stash_n < FRAME_SAMPLES:
-                return out
-            self._run(self._stash, out)
-            self._stash_n = 0
-        whole = (x.shape[0] - pos) // FRAME_SAMPLES * FRAME_SAMPLES
-        if whole:
-            self._run(x[pos : pos + whole], out)
-        tail = x.shape[0] - pos - whole
-        if tail:
-            self._stash[:tail] = x[pos + whole :]
-            self._stash_n = tail
+        for run in self._blocks.runs(x):
+            self._run(run, out)
         return out
 
     def _run(self, pcm: NDArray[np.int16], out: list[ToneDetected]) -> None:

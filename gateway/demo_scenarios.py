@@ -117,7 +117,7 @@ async def pin(voice: CallerVoice, out: Path) -> tuple[SimResult, Facts]:
     caller = _caller(WaitForVoice(200.0), WaitForSilence(600.0), Say(voice.request, "request"),
                      WaitForVoice(200.0), WaitForSilence(600.0), Pause(300.0), Press(f"{PIN}#"),
                      WaitForVoice(200.0), WaitForSilence(600.0), HangUp("loop_drop"))  # fmt: skip
-    with _bank() as (url, seen):
+    with pin_bank() as (url, seen):
 
         def profile(realtime: str) -> AgentProfile:
             tools = tools_from_config({
@@ -175,15 +175,17 @@ def cng_cycle(level_dbm0: float = -15.0) -> NDArray[np.int16]:
 
 
 @contextmanager
-def _bank() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A local HTTP endpoint that checks PINs: (its URL, the bodies it got)."""
+def pin_bank() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local HTTP endpoint that checks PINs (and, carelessly, echoes the PIN it got: the
+    model must still never see it): (its URL, the bodies it got)."""
     seen: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             seen.append(body)
-            answer = json.dumps({"valid": body.get("pin") == PIN}).encode()
+            reply = {"valid": body.get("pin") == PIN, "echo": body.get("pin")}
+            answer = json.dumps(reply).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))

@@ -7,10 +7,8 @@ caller audio it got), not in the call record, not in the uplink capture."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +28,12 @@ from firmware_bridge.sim.caller import (
 )
 from gateway.call_config import AgentProfile, CallConfig
 from gateway.call_secure import GUARD_FRAMES, SecureDigits, UplinkGuard
+from gateway.demo_scenarios import PIN, pin_bank
 from gateway.realtime.local import LocalRealtimeServer, Script
 from gateway.simcall import demo_profile, run_sim_calls
 from gateway.simcall_scenario import CallerVoice, ScriptedCaller, load_caller_voice
 from gateway.tools_config import tools_from_config
 
-PIN = "4321"
 SCRIPT = Script.from_mapping({
     "turn": [
         {"turn": 1, "say": "greeting"},
@@ -47,33 +45,9 @@ SCRIPT = Script.from_mapping({
 
 
 @pytest.fixture
-def pin_server() -> Iterator[tuple[str, list[bytes]]]:
-    bodies: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            bodies.append(body)
-            pin = json.loads(body).get("pin")
-            answer = json.dumps({"valid": pin == PIN, "echo": pin}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/verify", bodies
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+def pin_server() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    with pin_bank() as bank:
+        yield bank
 
 
 def _caller(voice: CallerVoice) -> ScriptedCaller:
@@ -101,7 +75,7 @@ def _digits_in(frames: list[np.ndarray]) -> str:
 
 
 async def test_a_pin_goes_to_its_tool_and_nowhere_else(
-    pin_server: tuple[str, list[bytes]], tmp_path: Path
+    pin_server: tuple[str, list[dict[str, object]]], tmp_path: Path
 ) -> None:
     pin_url, bodies = pin_server
     voice = load_caller_voice()
@@ -117,7 +91,7 @@ async def test_a_pin_goes_to_its_tool_and_nowhere_else(
     print(f"\nthe call took {result.elapsed_s:.1f} s")
     [record] = result.records
     assert record is not None
-    assert [json.loads(b) for b in bodies] == [{"pin": PIN}]  # the tool got it
+    assert bodies == [{"pin": PIN}]  # the tool got it
     [session] = server.sessions
     cloud_saw = json.dumps(session.received)
     assert PIN not in cloud_saw
