@@ -78,9 +78,20 @@ def kernel_rows(pcm: NDArray[np.int16], blocks_per_call: int = 1000) -> NDArray[
 # --- the kernel against the reference ------------------------------------------------------
 
 
+# A block whose high-passed power is below this (int16 units squared: a hundredth of an LSB
+# RMS) holds only rounding residue, e.g. the high-pass settling on a DC input: its frequency
+# fit and purity are of that residue, and an FMA-fusing target (aarch64, seen under `make
+# test-pi`) rounds it differently from numpy. Only the powers are compared there.
+QUIET_POWER = 1e-4
+FIT_COLUMNS = (1, 3, 4)  # frequency, purity, coarse frequency
+
+
 def _assert_rows_match(pcm: NDArray[np.int16]) -> None:
     got, want = kernel_rows(pcm), ref_line_blocks(pcm)
     assert got.shape == want.shape
+    quiet = want[:, 0] < QUIET_POWER
+    for column in FIT_COLUMNS:
+        got[quiet, column] = want[quiet, column]
     tol = 1e-6 * np.abs(want) + 1e-9 * np.max(np.abs(want), axis=0, initial=1.0)  # per column
     bad = np.argwhere(np.abs(got - want) > tol)
     assert bad.size == 0, f"(block, column) {bad[:5].tolist()}: {got[tuple(bad[0])]} vs reference"
