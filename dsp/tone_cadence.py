@@ -15,6 +15,16 @@ Rules (durations in whole 20 ms frames):
   another cadence on the same frequencies could then fill the rest of the window.
 - Dial tone is a burst of its signature lasting `DIAL_HOLD_MS`, or longer than any cadenced
   burst of the same frequencies may last.
+- Watching a call for the far end's hang-up (`hangup_watch`), busy and reorder are also
+  named on fewer segments (`quick_windows`): from a whole burst, the fewest (two or more)
+  that no other cadence on the same frequencies could show up to that moment, at any phase
+  (if the burst opens the history, another cadence's burst there may have been cut short).
+  Every pause in the window and the one before it (for a history's first burst, its
+  `LEAD_FRAMES` lead-in) must be quiet: no frame but the edge ones (they may hold part of a
+  burst) has energy above 200 Hz (hum and DC left out) within `QUIET_DB` of the tone's
+  frames'. A burst of the right length inside speech has speech around it; the far end
+  stops talking before it hangs up. US busy: burst and 0.4 s of pause; DE/ETSI busy wait
+  for a second burst (a cut ringback burst on 425 Hz looks like a first).
 - Switching from a reported cadence to another on the same frequencies (UK busy to UK
   congestion) takes one more cycle: speech chopping bursts can mimic a cadence once.
 - A tone is reported once; it may be reported again after another tone was reported or
@@ -25,6 +35,7 @@ SIT has its own tracker, `dsp.tone_sit`.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +53,13 @@ LONG_CYCLE_MS = 2000  # two-segment cadences longer than this confirm on-off-on
 TONE_GONE_MS = 500.0  # a pause this long ends a continuous tone's state
 GONE_PAUSES = 3.0  # a cadenced tone's state ends after 3 of its longest pauses (upper
 # bound): a burst or two lost under speech does not end it
+QUIET_DB = 15.0  # a pause frame this far under the tone's mean frame energy is quiet: line
+# noise at 20 dB SNR is 23 dB under a 50 %-duty burst; speech at the tone's level is not
+QUIET_RATIO = 10.0 ** (-QUIET_DB / 10.0)
+LEAD_FRAMES = 10  # 200 ms before a history's first burst (its edge frame aside) must be
+# quiet to confirm from that burst: a burst of the right length inside speech has speech
+# before it; the far end leaving is quiet for longer (they stop talking, then hang up)
+QUICK_TONES = ("busy", "reorder")  # the hang-up tones confirmed early by `hangup_watch`
 HISTORY = 8  # segments kept: a confirmation needs up to 4 (8 when switching UK cadences)
 MAX_SEGMENTS = 5  # segment durations carried by an event
 DIAL_CODE = TONE_NAMES.index("dial")
@@ -49,12 +67,20 @@ DIAL_CODE = TONE_NAMES.index("dial")
 # state slots (int64)
 _FRAME, _COMMITTED, _CUR_LEN, _CUR_START, _CAND, _CAND_RUN = 0, 1, 2, 3, 4, 5
 _HIST_SIG, _HIST_N, _SKIP, _ANNOUNCED = 6, 7, 8, 9  # _ANNOUNCED: bit per reported tone code
-STATE_SLOTS = 10
-NEG_SLOTS = (_COMMITTED, _CAND, _HIST_SIG)  # start at -1
+_LOUD_AT, _LOUD_BEFORE = 10, 11  # the last two loud frames (neither the tone nor quiet)
+STATE_SLOTS = 12
+NEG_SLOTS = (_COMMITTED, _CAND, _HIST_SIG, _LOUD_AT, _LOUD_BEFORE)  # start at -1
 FRAME_SLOT = _FRAME  # frames processed: the detector's clock
-# fstate slots (float64): level sums and counts of the tone state and of the current burst
-_LVL_SUM, _LVL_N, _SEG_SUM, _SEG_N = 0, 1, 2, 3
-FSTATE_SLOTS = 4
+# fstate slots (float64): level sums and counts of the tone state and of the current burst,
+# energy sum and count of the tone state's frames
+_LVL_SUM, _LVL_N, _SEG_SUM, _SEG_N, _E_SUM, _E_N = 0, 1, 2, 3, 4, 5
+# the loudest frame of the lead-in to the tone state's first burst, and a ring of the last
+# RING_FRAMES frames' energies (0 for tone frames)
+_LEAD_E, _RING = 6, 7
+RING_FRAMES = LEAD_FRAMES + DEBOUNCE_FRAMES + 1
+FSTATE_SLOTS = _RING + RING_FRAMES
+# history columns (int64): frames, on, start frame, quiet (a pause without a loud frame)
+HIST_COLS = 4
 # params slots (float64)
 _T_DIAL_SIG, _T_DIAL_HOLD = 0, 1
 _T_GONE = 2  # one slot per tone code: the pause (ms) that ends that tone's state
@@ -75,6 +101,8 @@ def _reset_history(state: np.ndarray, fstate: np.ndarray, sig: int, skip: int) -
     state[_SKIP] = skip
     fstate[_LVL_SUM] = 0.0
     fstate[_LVL_N] = 0.0
+    fstate[_E_SUM] = 0.0
+    fstate[_E_N] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -96,6 +124,7 @@ def _debounce_kernel(raw: int, state: np.ndarray, fstate: np.ndarray, hist: np.n
         hist[row, 0] = state[_CUR_LEN] - run
         hist[row, 1] = 1 if state[_COMMITTED] >= 0 else 0
         hist[row, 2] = state[_CUR_START]
+        hist[row, 3] = _quiet(state, state[_FRAME] - run)
         state[_HIST_N] += 1
     state[_SKIP] = 0
     if raw >= 0:
@@ -103,10 +132,43 @@ def _debounce_kernel(raw: int, state: np.ndarray, fstate: np.ndarray, hist: np.n
         fstate[_SEG_N] = 0.0
         if raw != state[_HIST_SIG]:
             _reset_history(state, fstate, raw, 0)
+            fstate[_LEAD_E] = _lead_kernel(state[_FRAME] - run + 1, fstate)
     state[_COMMITTED] = raw
     state[_CUR_LEN] = run
     state[_CUR_START] = state[_FRAME] - run + 1
     state[_CAND_RUN] = 0
+
+
+@njit(cache=True, nogil=True)
+def _quiet(state: np.ndarray, end: int) -> int:
+    """1 if the current segment is a pause without a loud frame but at its edges (its first
+    frame, and its last, `end`, if it has ended: they may hold part of a burst)."""
+    if state[_COMMITTED] >= 0:
+        return 0
+    start = state[_CUR_START]
+    if state[_LOUD_AT] == end:
+        return 1 if state[_LOUD_BEFORE] <= start else 0
+    return 1 if state[_LOUD_AT] <= start else 0
+
+
+@njit(cache=True, nogil=True)
+def _lead_kernel(start: int, fstate: np.ndarray) -> float:
+    """The loudest of the LEAD_FRAMES frames before the one before frame `start` (the ring
+    holds them: the frames since are the debounce run)."""
+    loudest = 0.0
+    for f in range(max(start - 1 - LEAD_FRAMES, 0), start - 1):
+        loudest = max(loudest, fstate[_RING + f % RING_FRAMES])
+    return loudest
+
+
+@njit(cache=True, nogil=True)
+def _loud_kernel(raw: int, energy: float, state: np.ndarray, fstate: np.ndarray) -> None:
+    """Keep the frame's energy (0 under the floor) in the ring unless it is a tone frame;
+    mark it loud if that is above QUIET_RATIO times the tone state's mean frame energy."""
+    fstate[_RING + state[_FRAME] % RING_FRAMES] = energy if raw < 0 else 0.0
+    if raw < 0 and energy > 0.0 and energy > QUIET_RATIO * _mean_level(fstate, _E_SUM, 0.0):
+        state[_LOUD_BEFORE] = state[_LOUD_AT]
+        state[_LOUD_AT] = state[_FRAME]
 
 
 @njit(cache=True, nogil=True)
@@ -139,13 +201,34 @@ def _expire_kernel(
 
 
 @njit(cache=True, nogil=True)
-def _window_kernel(state: np.ndarray, hist: np.ndarray, i: int, need: int) -> tuple[int, int, int]:
-    """(duration ms, on, start frame) of segment i of the last `need` (the last is running)."""
+def _window_kernel(
+    state: np.ndarray, hist: np.ndarray, i: int, need: int
+) -> tuple[int, int, int, int]:
+    """(duration ms, on, start frame, quiet) of segment i of the last `need` (the last is
+    running)."""
     if i == need - 1:
         on = 1 if state[_COMMITTED] >= 0 else 0
-        return _running_ms(state), on, state[_CUR_START]
+        return _running_ms(state), on, state[_CUR_START], _quiet(state, -1)
     row = (state[_HIST_N] - (need - 1) + i) % hist.shape[0]
-    return hist[row, 0] * FRAME_MS, hist[row, 1], hist[row, 2]
+    return hist[row, 0] * FRAME_MS, hist[row, 1], hist[row, 2], hist[row, 3]
+
+
+@njit(cache=True, nogil=True)
+def _fits_kernel(
+    t: int, r: int, need: int, cut: bool, quiet: bool, cad: np.ndarray, cad_ms: np.ndarray,
+    state: np.ndarray, hist: np.ndarray,
+) -> bool:  # fmt: skip
+    """Do the last `need` segments fit tone t's cadence from phase r? `cut`: the first burst
+    is only bounded above; `quiet`: every pause must be quiet."""
+    length = cad[t, _C_LEN]
+    for i in range(need):
+        p = (r + i) % length
+        dur, on, _, calm = _window_kernel(state, hist, i, need)
+        if on != 1 - p % 2 or dur > cad_ms[t, 1, p] or (quiet and on == 0 and calm == 0):
+            return False
+        if dur < cad_ms[t, 0, p] and not (cut and i == 0 and on == 1):
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -154,27 +237,39 @@ def _match_kernel(
 ) -> bool:
     """Do the last `need` segments (the running one included) fit tone t's cadence at some
     phase?"""
-    length = cad[t, _C_LEN]
     if state[_SKIP] != 0 or state[_HIST_N] < need - 1:
         return False
     # the window opens with the history's first burst, which may have been joined late
     from_start = state[_HIST_N] == need - 1 and cad[t, _C_CUT] == 1
-    for r in range(length):
-        ok = True
-        for i in range(need):
-            p = (r + i) % length
-            dur, on, _ = _window_kernel(state, hist, i, need)
-            cut_short = from_start and i == 0 and on == 1
-            if (
-                on != 1 - p % 2
-                or dur > cad_ms[t, 1, p]
-                or (dur < cad_ms[t, 0, p] and not cut_short)
-            ):
-                ok = False
-                break
-        if ok:
+    for r in range(cad[t, _C_LEN]):
+        if _fits_kernel(t, r, need, from_start, False, cad, cad_ms, state, hist):
             return True
     return False
+
+
+@njit(cache=True, nogil=True)
+def _quick_kernel(
+    t: int, cad: np.ndarray, cad_ms: np.ndarray, quick: np.ndarray, state: np.ndarray,
+    fstate: np.ndarray, hist: np.ndarray,
+) -> int:  # fmt: skip
+    """Segments of a quick confirmation of tone t (`quick_windows`) the history now shows,
+    or 0. What comes before the window must be quiet too: the lead-in of the history's
+    first burst, or the pause before a later one."""
+    if state[_SKIP] != 0:
+        return 0
+    lead_quiet = fstate[_LEAD_E] <= QUIET_RATIO * _mean_level(fstate, _E_SUM, 0.0)
+    for r in range(0, cad[t, _C_LEN], 2):
+        for first in range(2):
+            need = quick[t, first, r]
+            opens = state[_HIST_N] == need - 1  # the window opens the history
+            if need == 0 or state[_HIST_N] < need - 1 or opens != (first == 1):
+                continue
+            before = (state[_HIST_N] - need) % hist.shape[0]  # the pause before (not opens)
+            if not (lead_quiet if opens else hist[before, 3] == 1):
+                continue
+            if _fits_kernel(t, r, need, False, True, cad, cad_ms, state, hist):
+                return int(need)
+    return 0
 
 
 @njit(cache=True, nogil=True)
@@ -226,22 +321,51 @@ def _dial_kernel(
 
 
 @njit(cache=True, nogil=True)
-def _tone_step_kernel(
-    raw: int, level: float, clean: bool, cad: np.ndarray, cad_ms: np.ndarray,
-    limits: np.ndarray, params: np.ndarray, state: np.ndarray, fstate: np.ndarray,
-    hist: np.ndarray, events: np.ndarray, ev_level: np.ndarray, n_ev: int,
+def _confirm_kernel(
+    t: int, switching: bool, cad: np.ndarray, cad_ms: np.ndarray, quick: np.ndarray,
+    state: np.ndarray, fstate: np.ndarray, hist: np.ndarray,
 ) -> int:  # fmt: skip
-    """Advance the tracker by one frame in state `raw` (`clean`: it passed the full purity);
-    returns the new event count."""
-    _debounce_kernel(raw, state, fstate, hist)
-    _expire_kernel(state, fstate, limits, params)
-    sig = state[_HIST_SIG]
+    """Segments over which tone t is confirmed now, or 0."""
+    need = cad[t, _C_CONFIRM]
+    if switching:  # speech chopping bursts can mimic a cadence once, rarely twice
+        need = min(need + cad[t, _C_LEN], hist.shape[0] + 1)
+    else:
+        quick_need = _quick_kernel(t, cad, cad_ms, quick, state, fstate, hist)
+        if quick_need > 0:
+            return quick_need
+    return need if _match_kernel(t, need, cad, cad_ms, state, hist) else 0
+
+
+@njit(cache=True, nogil=True)
+def _sums_kernel(
+    raw: int, level: float, energy: float, clean: bool, state: np.ndarray, fstate: np.ndarray
+) -> None:
+    """Add the frame to the level sums of the burst (if `clean`) and of the tone state, and
+    to the tone state's energy sum."""
     if raw >= 0 and raw == state[_COMMITTED] and clean:
         fstate[_SEG_SUM] += level
         fstate[_SEG_N] += 1.0
-    if raw >= 0 and raw == sig:
+    if raw >= 0 and raw == state[_HIST_SIG]:
         fstate[_LVL_SUM] += level
         fstate[_LVL_N] += 1.0
+        fstate[_E_SUM] += energy
+        fstate[_E_N] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def _tone_step_kernel(
+    raw: int, level: float, energy: float, clean: bool, cad: np.ndarray, cad_ms: np.ndarray,
+    quick: np.ndarray, limits: np.ndarray, params: np.ndarray, state: np.ndarray,
+    fstate: np.ndarray, hist: np.ndarray, events: np.ndarray, ev_level: np.ndarray, n_ev: int,
+) -> int:  # fmt: skip
+    """Advance the tracker by one frame in state `raw` (`clean`: it passed the full purity;
+    `energy`: the frame's above the low band, 0 under the floor); returns the new event
+    count."""
+    _loud_kernel(raw, energy, state, fstate)
+    _debounce_kernel(raw, state, fstate, hist)
+    _expire_kernel(state, fstate, limits, params)
+    _sums_kernel(raw, level, energy, clean, state, fstate)
+    sig = state[_HIST_SIG]
     n_ev = _dial_kernel(level, params, state, fstate, events, ev_level, n_ev)
     if sig < 0:
         return n_ev
@@ -253,10 +377,8 @@ def _tone_step_kernel(
         bit = 1 << cad[t, _C_CODE]
         if cad[t, _C_SIG] != sig or state[_ANNOUNCED] & bit:
             continue
-        need = cad[t, _C_CONFIRM]
-        if switching:  # speech chopping bursts can mimic a cadence once, rarely twice
-            need = min(need + cad[t, _C_LEN], hist.shape[0] + 1)
-        if not _match_kernel(t, need, cad, cad_ms, state, hist):
+        need = _confirm_kernel(t, switching, cad, cad_ms, quick, state, fstate, hist)
+        if need == 0:
             continue
         state[_ANNOUNCED] = bit
         n_ev = _emit_cadence(
@@ -288,6 +410,7 @@ class CadenceTables:
 
     cad: NDArray[np.int64]  # (cadenced tones, 5): the _C_* columns
     cad_ms: NDArray[np.float64]  # (cadenced tones, 2, length): min, max of each segment
+    quick: NDArray[np.int64]  # (cadenced tones, 2, length): see `quick_windows`
     limits: NDArray[np.float64]  # (signatures, 2): longest on and off any cadence allows
     params: NDArray[np.float64]
 
@@ -345,10 +468,57 @@ def _could_pass_for(cad: NDArray[np.int64], cad_ms: NDArray[np.float64], t: int,
     return False
 
 
-def build_cadence_tables(plan: TonePlan, sigs: tuple[tuple[float, ...], ...]) -> CadenceTables:
+def quick_windows(cad: NDArray[np.int64], cad_ms: NDArray[np.float64]) -> NDArray[np.int64]:
+    """[t, first, r]: segments that confirm busy or reorder t from a burst at phase r when its
+    pauses are quiet (first = 1: the burst opens the history and may be cut short); 0 where
+    no count under the usual confirmation leaves out every other cadence on the same
+    frequencies."""
+    quick = np.zeros(cad_ms.shape, np.int64)
+    for t, first in itertools.product(range(cad.shape[0]), range(2)):
+        if TONE_NAMES[cad[t, _C_CODE]] not in QUICK_TONES:
+            continue
+        for r in range(0, cad[t, _C_LEN], 2):
+            quick[t, first, r] = next(
+                (
+                    n
+                    for n in range(2, cad[t, _C_CONFIRM])
+                    if not _mimicked(cad, cad_ms, t, r, n, first)
+                ),
+                0,
+            )
+    return quick
+
+
+def _mimicked(
+    cad: NDArray[np.int64], cad_ms: NDArray[np.float64], t: int, r: int, n: int, first: int
+) -> bool:
+    """Could another cadence u on t's frequencies show n segments that t's window from
+    phase r takes, up to the moment the last reaches its minimum? (With `first`, u's first
+    burst may be cut short.)"""
+    lt = cad[t, _C_LEN]
+    for u in range(cad.shape[0]):
+        if u == t or cad[u, _C_SIG] != cad[t, _C_SIG]:
+            continue
+        lu = cad[u, _C_LEN]
+        for q in range(0, lu, 2):
+            lo_t, hi_t = cad_ms[t, 0], cad_ms[t, 1]
+            lo_u, hi_u = cad_ms[u, 0], cad_ms[u, 1]
+            if all(
+                hi_u[(q + i) % lu] >= lo_t[(r + i) % lt]
+                and (i == n - 1 or (first and i == 0) or lo_u[(q + i) % lu] <= hi_t[(r + i) % lt])
+                for i in range(n)
+            ):
+                return True
+    return False
+
+
+def build_cadence_tables(
+    plan: TonePlan, sigs: tuple[tuple[float, ...], ...], hangup_watch: bool = False
+) -> CadenceTables:
     """Cadence windows of `plan`'s tones; `sigs` are the tone sets as the frame tables number
-    them."""
+    them. `hangup_watch`: confirm busy and reorder early on quiet pauses."""
     cad, cad_ms, limits = _cadences(plan, sigs)
+    quick = quick_windows(cad, cad_ms) if hangup_watch else np.zeros(cad_ms.shape, np.int64)
     dial = [t for t in plan.tones if t.name == "dial" and not t.cadence_ms]
     params = np.zeros(_TRACK_PARAM_SLOTS, np.float64)
     dial_sig = sigs.index(dial[0].freqs_hz) if dial else -1
@@ -359,4 +529,4 @@ def build_cadence_tables(plan: TonePlan, sigs: tuple[tuple[float, ...], ...]) ->
     for t in range(cad.shape[0]):
         longest_pause = float(np.max(cad_ms[t, 1, 1 : cad[t, _C_LEN] : 2]))
         params[_T_GONE + cad[t, _C_CODE]] = max(GONE_PAUSES * longest_pause, TONE_GONE_MS)
-    return CadenceTables(cad=cad, cad_ms=cad_ms, limits=limits, params=params)
+    return CadenceTables(cad=cad, cad_ms=cad_ms, quick=quick, limits=limits, params=params)

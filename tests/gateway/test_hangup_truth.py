@@ -1,7 +1,8 @@
 """Hang-up truth, end to end on the simulators (real clock): one call per far-end hang-up
 signal, all at once on a 5-port simulated adapter. For each, the time from the far end leaving
 (the simulated exchange starts the signal) to the local realtime server seeing the session's
-socket close, and the record's `hangup_signal`. Figures printed (-s)."""
+socket close, and the record's `hangup_signal`. Figures printed (-s); measured: loop drop
+0.63 s, polarity 0.03 s, busy 0.90-0.91 s, reorder 0.68 s, dial tone 1.00 s."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from gateway.simcall_scenario import ScriptedCaller, caller_id
 
 # How the far end leaves, the signal the record must name, and the budget from the far end's
 # act to the cloud session closed. Loop drop and polarity are seen in one event: the issue's
-# 1 s. A tone must first be recognised by its cadence (busy: 0.5 s on / 0.5 s off, reorder:
-# 0.25 / 0.25; two periods) or its length (dial tone: 1 s steady), so its budget adds that.
+# 1 s. A tone must first be recognised by its cadence or its length (dial tone: 1 s steady),
+# so its budget adds that. The FXO line's detector watches for hang-up (`hangup_watch`):
+# after a quiet lead-in, busy (0.5 s on / 0.5 s off) is named on one whole burst and 0.4 s
+# of quiet pause (0.9 s), reorder (0.25 / 0.25) on burst, pause and 0.18 s of the next burst
+# (0.68 s); the box adds about 0.01 s, and 0.1 s is left for a loaded machine.
 CASES: tuple[tuple[HangUpMethod, str, float], ...] = (
     ("loop_drop", "loop_drop", 1.0),
     ("polarity", "polarity", 1.0),
-    ("busy", "busy", 1.0 + 2.0),
-    ("reorder", "reorder", 1.0 + 1.0),
+    ("busy", "busy", 0.9 + 0.1),
+    ("reorder", "reorder", 0.68 + 0.1),
     ("dial_tone", "dial", 1.0 + 1.5),
 )
 TIMEOUT_S = 60.0

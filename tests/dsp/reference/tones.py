@@ -8,7 +8,8 @@ tables and slots.
   coefficients a list of every frame's shows one hum cycle back.
 - The tracker keeps Python lists of segments and level samples (the kernels use a ring
   buffer and running sums in int64/float64 slots) and rebuilds the cadence windows from the
-  plan's milliseconds.
+  plan's milliseconds; with `hangup_watch` it finds the quick confirmations by trying every
+  phase of every other cadence on the window's segments, and keeps each frame's loudness.
 - The generator computes each sample's phase and cadence position in closed form (the kernel
   accumulates them).
 Thresholds and tolerances are the modules' public constants: the reference checks the
@@ -152,6 +153,7 @@ class _Cadence:
     windows: list[tuple[float, float]]  # (min, max) ms per segment, on first
     need: int
     cut: bool = True  # may the first burst of a history be cut short?
+    quick: dict[tuple[bool, int], int] = field(default_factory=dict)  # (opens, phase): n
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -185,11 +187,41 @@ def _cadences(plan: TonePlan, sigs: list[tuple[float, ...]]) -> list[_Cadence]:
     return out
 
 
+def _could_be(a: _Cadence, b: _Cadence, ra: int, rb: int, n: int, opens: bool) -> bool:
+    """Could b's segments from phase rb show a's n-segment window from phase ra, up to the
+    moment its last segment reaches a's minimum (b's first burst cut short if `opens`)?"""
+    for i in range(n):
+        lo, hi = a.windows[(ra + i) % len(a.windows)]
+        b_lo, b_hi = b.windows[(rb + i) % len(b.windows)]
+        partial = i == n - 1 or (opens and i == 0)  # b's segment may be any length to b_hi
+        if b_hi < lo or (not partial and b_lo > hi):
+            return False
+    return True
+
+
+def _quick(cads: list[_Cadence]) -> None:
+    """Fill each busy/reorder cadence's quick confirmations (`dsp.tone_cadence`)."""
+    for a in cads:
+        if TONE_NAMES[a.code] not in tc.QUICK_TONES:
+            continue
+        for opens, ra in itertools.product((False, True), range(0, len(a.windows), 2)):
+            others = [b for b in cads if b is not a and b.sig == a.sig]
+            for n in range(2, a.need):
+                if not any(
+                    _could_be(a, b, ra, rb, n, opens)
+                    for b in others
+                    for rb in range(0, len(b.windows), 2)
+                ):
+                    a.quick[opens, ra] = n
+                    break
+
+
 @dataclass
 class _Seg:
     frames: int
     on: bool
     start: int
+    quiet: bool = False  # a pause without a loud frame
 
 
 Event = tuple[str, int, int, float, tuple[int, ...]]  # tone, at_ms, onset_ms, level, segments
@@ -200,6 +232,7 @@ class RefDetector:
     """Reference for `_detect_kernel` (and the tracker kernels it runs): whole frames only."""
 
     plan: TonePlan
+    hangup_watch: bool = False
     sigs: list[tuple[float, ...]] = field(init=False)
     cads: list[_Cadence] = field(init=False)
     bins: list[list[float]] = field(init=False)
@@ -215,6 +248,10 @@ class RefDetector:
     announced: set[int] = field(default_factory=set)
     seg_levels: list[float] = field(default_factory=list)
     tone_levels: list[float] = field(default_factory=list)
+    tone_energies: list[float] = field(default_factory=list)
+    loud: list[bool] = field(default_factory=list)  # every frame's
+    noise: list[float] = field(default_factory=list)  # every frame's energy, 0 if tone
+    lead: float = 0.0  # the loudest frame before the history's first burst
     sit: dict[str, int] = field(default_factory=dict)
     sit_levels: list[float] = field(default_factory=list)
     lows: list[NDArray[np.float64]] = field(default_factory=list)  # every frame's low band
@@ -223,6 +260,8 @@ class RefDetector:
         self.plan = get_plan(self.plan)
         self.sigs = list(dict.fromkeys(t.freqs_hz for t in self.plan.tones))
         self.cads = _cadences(self.plan, self.sigs)
+        if self.hangup_watch:
+            _quick(self.cads)
         tol = self.plan.sit.band_tolerance_hz
         self.bins = []
         for band in self.plan.sit.bands_hz:
@@ -248,10 +287,19 @@ class RefDetector:
             energy = self._less_hum(frame)
             raw, level, purity = ref_classify(frame, self.sigs, *hold, energy)
             band, sit_level = ref_sit_band(frame, self.bins, energy)
-            self._tone_step(raw, level, raw >= 0 and purity >= tf.PURITY_MIN, events)
+            quiet_energy = self._above_low_band(frame)
+            self._tone_step(raw, level, quiet_energy, raw >= 0 and purity >= tf.PURITY_MIN, events)
             self._sit_step(band, sit_level, events)
             self.frame += 1
         return events
+
+    def _above_low_band(self, frame: NDArray[np.int16]) -> float:
+        """The frame's energy less its projection on the low band; 0 under the floor."""
+        x = frame.astype(np.float64)
+        if x @ x < FLOOR:
+            return 0.0
+        residual = x - LOW @ (LOW.T @ x)
+        return float(residual @ residual)
 
     def _less_hum(self, frame: NDArray[np.int16]) -> float:
         """The frame's energy less the part of its low band that repeats one hum cycle back:
@@ -269,14 +317,21 @@ class RefDetector:
 
     def _reset(self, sig: int, skip: bool) -> None:
         self.hist_sig, self.hist, self.skip, self.tone_levels = sig, [], skip, []
+        self.tone_energies = []
 
-    def _tone_step(self, raw: int, level: float, clean: bool, events: list[Event]) -> None:
+    def _tone_step(
+        self, raw: int, level: float, energy: float, clean: bool, events: list[Event]
+    ) -> None:
+        mean = float(np.mean(self.tone_energies)) if self.tone_energies else 0.0
+        self.loud.append(raw < 0 and energy > 0.0 and energy > tc.QUIET_RATIO * mean)
+        self.noise.append(energy if raw < 0 else 0.0)
         self._debounce(raw)
         self._expire()
         if raw >= 0 and raw == self.committed and clean:
             self.seg_levels.append(level)
         if raw >= 0 and raw == self.hist_sig:
             self.tone_levels.append(level)
+            self.tone_energies.append(energy)
         self._dial(level, events)
         self._cadence(level, events)
 
@@ -291,12 +346,17 @@ class RefDetector:
         if run < tc.DEBOUNCE_FRAMES:
             return
         if self.hist_sig >= 0 and not self.skip:
-            self.hist.append(_Seg(self.cur_len - run, self.committed >= 0, self.cur_start))
+            seg = _Seg(self.cur_len - run, self.committed >= 0, self.cur_start)
+            seg.quiet = self._quiet(seg, ended=True)
+            self.hist.append(seg)
         self.skip = False
         if raw >= 0:
             self.seg_levels = []
             if raw != self.hist_sig:
                 self._reset(raw, False)
+                start = self.frame - run + 1  # the frame before it may hold its edge
+                lead_in = self.noise[max(start - 1 - tc.LEAD_FRAMES, 0) : start - 1]
+                self.lead = max([*lead_in, 0.0])
         self.committed, self.cur_len, self.cur_start = raw, run, self.frame - run + 1
         self.cand_run = 0
 
@@ -316,28 +376,46 @@ class RefDetector:
         pauses = [hi for c in self.cads if c.code == code for _, hi in c.windows[1::2]]
         return max([tc.TONE_GONE_MS] + [tc.GONE_PAUSES * p for p in pauses])
 
+    def _quiet(self, seg: _Seg, ended: bool) -> bool:
+        """A pause without a loud frame but its first one and, once it has ended, its last."""
+        end = seg.start + seg.frames - (1 if ended else 0)
+        return not seg.on and not any(self.loud[seg.start + 1 : end])
+
     def _window(self, need: int) -> list[_Seg]:
         current = _Seg(self.cur_len - self.cand_run, self.committed >= 0, self.cur_start)
+        current.quiet = self._quiet(current, ended=False)
         return ([*self.hist, current])[-need:]
+
+    def _fits(self, cad: _Cadence, window: list[_Seg], r: int, cut: bool, quiet: bool) -> bool:
+        for i, seg in enumerate(window):
+            lo, hi = cad.windows[(r + i) % len(cad.windows)]
+            ms = seg.frames * 20
+            if seg.on != ((r + i) % len(cad.windows) % 2 == 0) or ms > hi:
+                return False
+            if (ms < lo and not (cut and i == 0 and seg.on)) or (
+                quiet and not seg.on and not seg.quiet
+            ):
+                return False
+        return True
+
+    def _quick_need(self, cad: _Cadence) -> int:
+        if self.skip:
+            return 0
+        mean = float(np.mean(self.tone_energies)) if self.tone_energies else 0.0
+        for (opens, r), n in sorted(cad.quick.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            if len(self.hist) < n - 1 or (len(self.hist) == n - 1) != opens:
+                continue
+            before_quiet = self.lead <= tc.QUIET_RATIO * mean if opens else self.hist[-n].quiet
+            if before_quiet and self._fits(cad, self._window(n), r, False, True):
+                return n
+        return 0
 
     def _matches(self, cad: _Cadence, need: int) -> bool:
         if self.skip or len(self.hist) < need - 1:
             return False
         window = self._window(need)
         from_start = len(self.hist) == need - 1 and cad.cut
-        length = len(cad.windows)
-        for r in range(length):
-            ok = True
-            for i, seg in enumerate(window):
-                lo, hi = cad.windows[(r + i) % length]
-                ms = seg.frames * 20
-                cut_short = from_start and i == 0 and seg.on
-                if seg.on != ((r + i) % length % 2 == 0) or ms > hi or (ms < lo and not cut_short):
-                    ok = False
-                    break
-            if ok:
-                return True
-        return False
+        return any(self._fits(cad, window, r, from_start, False) for r in range(len(cad.windows)))
 
     def _dial(self, level: float, events: list[Event]) -> None:
         dial = [t for t in self.plan.tones if t.name == "dial" and not t.cadence_ms]
@@ -367,7 +445,10 @@ class RefDetector:
             if cad.code in self.announced:
                 continue
             need = min(cad.need + len(cad.windows), tc.HISTORY + 1) if switching else cad.need
-            if not self._matches(cad, need):
+            quick = 0 if switching else self._quick_need(cad)
+            if quick:
+                need = quick
+            elif not self._matches(cad, need):
                 continue
             self.announced = {cad.code}
             window = self._window(need)
