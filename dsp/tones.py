@@ -50,11 +50,10 @@ from dsp.tone_cadence import (
     HISTORY,
     NEG_SLOTS,
     STATE_SLOTS,
-    CadenceTables,
     _hold_kernel,
     _tone_step_kernel,
-    build_cadence_tables,
 )
+from dsp.tone_cadence_tables import CadenceTables, build_cadence_tables
 from dsp.tone_frames import (
     AMP_SLOTS,
     I_LEVEL,
@@ -174,7 +173,7 @@ class ToneDetector:
 
     `hangup_watch` (an FXO line in a call, where busy or reorder means the far end has hung
     up): busy and reorder are also named on fewer segments when their pauses are quiet
-    (`dsp.tone_cadence`): US busy from its start in 0.9 s instead of 1.9 s."""
+    (`dsp.tone_cadence_tables`): US busy from its start in 0.9 s instead of 1.9 s."""
 
     def __init__(
         self, plan: str | TonePlan = "us", sample_rate: int = RATE_HZ, *,

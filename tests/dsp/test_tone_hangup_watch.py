@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from dsp import dtmf
-from dsp.tone_cadence import build_cadence_tables
+from dsp.tone_cadence_tables import build_cadence_tables
 from dsp.tone_frames import build_frame_tables
 from dsp.tone_plans import PLANS, TONE_NAMES, TonePlan, get_plan
 from dsp.tones import ToneDetected, ToneDetector, ToneGenerator, generate
@@ -159,6 +159,23 @@ def test_busy_and_reorder_are_named_sooner_after_silence(plan: str) -> None:
         assert delay == QUICK_MS[plan][tone]
         assert delay <= slow
     assert QUICK_MS["us"]["busy"] < 1000  # the hang-up target (tests/gateway)
+
+
+@pytest.mark.parametrize("plan", PLAN_NAMES)
+def test_dial_tone_is_named_after_700_ms_in_a_call_and_a_shorter_one_is_not(plan: str) -> None:
+    lead = np.zeros(8000, np.int16)
+    x = np.concatenate([lead, generate(plan, "dial", 2000)])
+    [watched] = _watch(plan, x)
+    [slow] = ToneDetector(plan).feed(x)
+    assert watched.tone == slow.tone == "dial"
+    if plan in ("us", "uk"):  # dial tone's frequencies are its own
+        assert 700 <= watched.at_ms - 1000 <= 780  # WATCH_DIAL_HOLD_MS and the debounce
+        assert 1000 <= slow.at_ms - 1000 <= 1080
+    else:  # 425 Hz is ringback's too (1 s bursts): dial tone must outlast one, watched or not
+        assert watched.at_ms == slow.at_ms
+    assert _rows([watched]) == _ref_rows(plan, x)
+    short = np.concatenate([lead, generate(plan, "dial", 600), lead])  # 0.6 s: not yet
+    assert _watch(plan, short) == []
 
 
 @pytest.mark.parametrize("plan", PLAN_NAMES)

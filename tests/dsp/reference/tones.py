@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from dsp import hum
 from dsp import tone_cadence as tc
+from dsp import tone_cadence_tables as tct
 from dsp import tone_frames as tf
 from dsp import tone_sit as ts
 from dsp.levels import sine_amplitude
@@ -421,7 +422,8 @@ class RefDetector:
         dial = [t for t in self.plan.tones if t.name == "dial" and not t.cadence_ms]
         if not dial or self.committed != self.sigs.index(dial[0].freqs_hz):
             return
-        hold = max([tc.DIAL_HOLD_MS, self.limits(self.committed)[0] + 20])
+        base_ms = tct.WATCH_DIAL_HOLD_MS if self.hangup_watch else tct.DIAL_HOLD_MS
+        hold = max([base_ms, self.limits(self.committed)[0] + 20])
         if tc.DIAL_CODE in self.announced or (self.cur_len - self.cand_run) * 20 < hold:
             return
         self.announced = {tc.DIAL_CODE}
