@@ -71,6 +71,11 @@ class CasTracker:
         self._run: _CasRun | None = None
         self._prev_tone = 0.0
 
+    @property
+    def pending(self) -> bool:
+        """The last half looked like the CAS: one may be under way (not decided yet)."""
+        return self._run is not None
+
     def step(self, row: list[float], out: list[LineSignal]) -> None:
         """Track both halves of one block; append a decided CAS to `out`."""
         k = self._half

@@ -72,6 +72,12 @@ class LineSignalDetector:
         """The signals this detector reports."""
         return self._tones.enabled
 
+    @property
+    def cas_present(self) -> bool:
+        """The audio fed so far ends in what looks like the CAS (decided only once it ends):
+        the caller keeps it out of the VAD and the uplink, as it does DTMF."""
+        return self._cas is not None and self._cas.pending
+
     def reset(self) -> None:
         """Forget everything heard; times restart at 0."""
         self._state[:] = 0.0
