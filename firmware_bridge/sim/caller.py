@@ -1,6 +1,7 @@
 """A reactive scripted caller on a simulated line: `CallerScript`, a list of steps (say,
-press keys, wait for the agent's voice or silence, pause, mark, hang up) that it queues on a
-`LineModel`'s far-side script, and `CallerScript.measure`, which reads what happened at the
+press keys, wait for the agent's voice or silence, pause, mark, hang up, a call waiting:
+`call_waiting`) that it queues on a `LineModel`'s far-side script, and
+`CallerScript.measure`, which reads what happened at the
 line once the call is over: each turn's latency (the caller's end of speech -> the agent's
 first audio) and each barge-in's stop time (the caller's speech onset -> the agent's audio
 stopped), in line ms, measured at the far end of the line.
@@ -27,6 +28,7 @@ from numpy.typing import NDArray
 
 from dsp.callerid import CallerId
 from dsp.frame import as_int16
+from firmware_bridge.sim.call_waiting import CallWaiting, queue_call_waiting
 from firmware_bridge.sim.host_voice import STOPPED_QUIET_MS
 from firmware_bridge.sim.line import HangUpMethod, LineModel
 from firmware_bridge.sim.line_core import DEFAULT_WAIT_TIMEOUT_MS
@@ -34,6 +36,7 @@ from firmware_bridge.sim.line_script import Played
 
 __all__ = [
     "CALLER_STARTS",
+    "CallWaiting",
     "CallerReport",
     "CallerScript",
     "Exchange",
@@ -121,7 +124,7 @@ class HangUp:
     method: HangUpMethod | None = None
 
 
-Step = Say | Press | WaitForVoice | WaitForSilence | Pause | Mark | HangUp
+Step = Say | Press | WaitForVoice | WaitForSilence | Pause | Mark | HangUp | CallWaiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,8 @@ class CallerScript:
                     line.mark(step.name)
                 case HangUp():
                     line.hang_up(step.method)
+                case CallWaiting():
+                    queue_call_waiting(line, step)
                 case _:
                     assert_never(step)
 

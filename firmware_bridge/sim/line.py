@@ -6,7 +6,8 @@ party or phone audio, network tones and caller ID, the echo of tx through the hy
 noise) and the line events of that frame (`firmware_bridge.port` classes, for `port`). Tests
 drive it the same way. Pure and deterministic for a seed: no trio, no I/O, no wall clock;
 every timer counts samples. The frame clock, script and signal sum are `line_core.LineCore`;
-the echo paths are `echo_paths`.
+the echo paths are `echo_paths`; what the exchange does with the number the host dials is
+`line_exchange.FxoExchange` (the base of `LineModel`, on `LineCore`).
 
 The far side is scripted (`line_script`; `caller.CallerScript` builds a whole caller).
 `play`, `press`, `silence` queue audio; `hang_up`, `phone_*`, `wait`, `mark` queue actions;
@@ -18,10 +19,11 @@ rest of its script.
 FXO (the box is the phone): `incoming_call` rings us (caller ID between the first and second
 ring) until the host answers or the caller gives up; `host_off_hook` on an idle line gives
 dial tone, the host's DTMF is decoded (`dialed_digits`) and the network rings the far end
-(`expect_outgoing`). FXS (a phone plugs into the box): `phone_*` script the phone; the host
-rings it with `host_ring` and the phone decodes any caller ID (`received_callerid`). Host
-commands the port kind cannot do raise `PortUnsupported`; script calls for the other kind
-raise ValueError.
+(`expect_outgoing`); `cut` / `restore` take the battery away and back (0 V), and
+`dial_tone = False` is an exchange that gives none. FXS (a phone plugs into the box):
+`phone_*` script the phone; the host rings it with `host_ring` and the phone decodes any
+caller ID (`received_callerid`). Host commands the port kind cannot do raise
+`PortUnsupported`; script calls for the other kind raise ValueError.
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ from firmware_bridge.sim.line_core import (
     OFF_HOOK_VOLTS,
     ON_HOOK_VOLTS,
     Clips,
-    LineCore,
     LineState,
     mix,
     samples,
 )
+from firmware_bridge.sim.line_exchange import FxoExchange
 
 __all__ = ["DEFAULT_ECHO", "HangUpMethod", "LineModel", "LineState"]
 
@@ -69,9 +71,6 @@ HangUpMethod = Literal[
 CALLERID_GAP_MS = 500.0  # GR-30-CORE: the FSK burst starts >= 500 ms after the first ring
 CALLERID_GUARD_MS = 200.0  # GR-30-CORE: and ends >= 200 ms before the second ring
 LOOP_DROP_MS = 600.0  # disconnect: US exchanges open the loop for ~300-800 ms
-DIGIT_TIMEOUT_MS = 4000.0  # exchange's short inter-digit timer: the number is complete
-POST_DIAL_MS = 1000.0  # silence between the last digit and ringback / busy
-ANSWER_GAP_MS = 500.0  # the called party picks up this long after a ringback burst
 PHONE_PICKUP_MS = 500.0  # an FXS phone answers this far into the ring it answers on
 # A typical analog line: G.168 model 1 behind 2 ms of codec filter delay, 12 dB of
 # trans-hybrid loss (G.168 assumes >= 6 dB; a 600 ohm DAA on real loops gives ~10-15 dB).
@@ -85,7 +84,7 @@ def _check_cadence(cadence_ms: Sequence[int]) -> tuple[int, ...]:
     return cadence
 
 
-class LineModel(LineCore):
+class LineModel(FxoExchange):
     """One analog line (`kind` as seen by the box) for port number `port`. `echo` is the
     hybrid's echo path (None: open); `noise_dbm0` white line noise (None: none); tones come
     from `tone_plan`, caller ID uses `callerid_standard`; `seed` fixes the noise;
@@ -116,11 +115,8 @@ class LineModel(LineCore):
         self._ring_burst = np.zeros(0, np.float64)  # caller ID sent after the first ring
         self._phone_clips: Clips = []  # FXS: the adapter's caller ID to the phone
         self.ring_on, self.rings = False, 0
-        self._answer_after: int | None = 2  # FXO outgoing: rings before the far end answers
-        self._number_digits: int | None = None
-        self._post_dial_ms, self._reverse_on_answer = POST_DIAL_MS, False
+        self._init_exchange()
         self._phone_answers_on: int | None = None  # FXS: the ring the phone answers on
-        self.dialed_digits, self.digits_heard = "", ""
         self.host_flashes_ms: list[float] = []
         self.received_callerid: list[CallerId | CallerIdError] = []
         self._dtmf = DtmfDetector()
@@ -191,7 +187,7 @@ class LineModel(LineCore):
         self._emit(LoopCurrentDropped(self.port, drop_ms))
         self._set_volts(OFF_HOOK_VOLTS)
 
-    # --- FXO: the network side ---------------------------------------------------------
+    # --- FXO: the network side (calls the host places: `line_exchange`) -----------------
 
     def incoming_call(
         self,
@@ -206,60 +202,6 @@ class LineModel(LineCore):
         if self._state is not LineState.IDLE or rings < 1:
             raise ValueError(f"line {self.port}: incoming_call needs an idle line and rings >= 1")
         self._start_ringing(_check_cadence(cadence_ms), callerid, rings)
-
-    def expect_outgoing(
-        self,
-        answer_after_rings: int | None = 2,
-        *,
-        number_digits: int | None = None,
-        post_dial_ms: float = POST_DIAL_MS,
-        reverse_polarity_on_answer: bool = False,
-    ) -> None:
-        """FXO: how the next number the host dials goes. Complete after `number_digits`
-        digits (None: after the inter-digit timeout); then `post_dial_ms` of silence and
-        ringback; the far end answers after `answer_after_rings` ringback cycles (None: busy
-        tone instead), optionally with answer supervision by a polarity reversal."""
-        self._need(PortKind.FXO, "expect_outgoing")
-        self._answer_after, self._number_digits = answer_after_rings, number_digits
-        self._post_dial_ms, self._reverse_on_answer = post_dial_ms, reverse_polarity_on_answer
-
-    def _host_digit(self, digit: str) -> None:
-        if self._state not in (LineState.DIAL_TONE, LineState.DIALING):
-            self.digits_heard += digit  # in a call: the far party hears it
-            return
-        self._state, self._tone = LineState.DIALING, None
-        self.dialed_digits += digit
-        count = len(self.dialed_digits)
-        if count == self._number_digits:
-            self._number_complete()
-        else:
-            self._at(self._now + samples(DIGIT_TIMEOUT_MS), lambda _: self._timeout(count))
-
-    def _timeout(self, count: int) -> None:
-        if self._state is LineState.DIALING and len(self.dialed_digits) == count:
-            self._number_complete()
-
-    def _number_complete(self) -> None:
-        busy = self._answer_after is None
-        self._state = LineState.BUSY if busy else LineState.RINGBACK
-        self._at(self._now + samples(self._post_dial_ms), self._far_end_rings)
-
-    def _far_end_rings(self, due: int) -> None:
-        if self._state is LineState.BUSY or self._answer_after is None:
-            self._tone = ToneGenerator(self.plan, "busy")
-            return
-        cadence = self.plan.tone("ringback").cadence_ms
-        self._tone = ToneGenerator(self.plan, "ringback")
-        if self._answer_after <= 0:
-            self._far_answers(due)
-            return
-        ring_ms = (self._answer_after - 1) * sum(cadence) + sum(cadence[:-1]) + ANSWER_GAP_MS
-        self._at(due + samples(ring_ms), self._far_answers)
-
-    def _far_answers(self, _due: int) -> None:
-        self._state, self._tone = LineState.CONNECTED, None
-        if self._reverse_on_answer:
-            self._emit(PolarityReversed(self.port))
 
     # --- ringing, both kinds -----------------------------------------------------------
 
@@ -319,7 +261,8 @@ class LineModel(LineCore):
             self._state = LineState.CONNECTED
         elif self._state is LineState.IDLE:
             self._state, self.dialed_digits = LineState.DIAL_TONE, ""
-            self._tone = ToneGenerator(self.plan, "dial")
+            give_tone = self.dial_tone and not self.dead
+            self._tone = ToneGenerator(self.plan, "dial") if give_tone else None
         else:
             return  # already off-hook
         self._dtmf.reset()

@@ -102,6 +102,8 @@ class LineCore:
         self._tone: ToneGenerator | None = None  # the network's call-progress tone
         self._loop_open_until = 0  # a flash holds the loop open until this sample
         self._volts: float | None = None
+        self.dead = False  # FXO: no battery (`cut`): 0 V, no dial tone
+        self.dial_tone = True  # FXO: the exchange gives dial tone when the host seizes the line
         self._tx: deque[NDArray[np.int16]] = deque(maxlen=tx_log_frames)
         self.true_echo = self.far_audio = self.line_noise = np.zeros(FRAME_SAMPLES)
         self._set_volts(ON_HOOK_VOLTS)
@@ -188,6 +190,19 @@ class LineCore:
         events, self._events = self._events, []
         return rx, events
 
+    def cut(self) -> None:
+        """FXO: the line loses its battery (cut, or the exchange's fault): 0 V from now on,
+        no dial tone, until `restore`."""
+        self._need(PortKind.FXO, "cut")
+        self.dead = True
+        self._set_volts(DEAD_VOLTS)
+
+    def restore(self) -> None:
+        """FXO: the battery is back: the voltage of the hook state the line is in."""
+        self._need(PortKind.FXO, "restore")
+        self.dead = False
+        self._set_volts(OFF_HOOK_VOLTS if self._off_hook() else ON_HOOK_VOLTS)
+
     def set_echo_path(self, echo: EchoPath | None) -> None:
         """Change the echo path from the next frame on (None: open path); audio already sent
         echoes through the new path."""
@@ -254,6 +269,17 @@ class LineCore:
                              f"> 0 and finite, got {min_ms} and {timeout_ms}")  # fmt: skip
         self._script.add_host_wait(kind, min_ms, timeout_ms)
 
+    def then(self, action: Callable[[], None]) -> None:
+        """Queue `action`, run on a frame boundary when the script gets to it (call or no
+        call): the far side's own reactions (`call_waiting`)."""
+        self._script.add_action(action)
+
+    def send_network(self, pcm: NDArray[np.int16]) -> None:
+        """The exchange sends `pcm` (1-D int16, 8 kHz) to the host from the frame being
+        stepped on (from a `then` action: that frame), whatever the far party does; the end of
+        the call drops what is left of it."""
+        self._net_clips.append((self._now, as_int16(pcm, "send_network").astype(np.float64)))
+
     def _act(self, action: Callable[[], None]) -> None:
         self._script.add_action(action)
 
@@ -308,6 +334,8 @@ class LineCore:
         self._events.append(event)
 
     def _set_volts(self, volts: float) -> None:
+        if self.dead:
+            volts = DEAD_VOLTS
         if self.kind is PortKind.FXO and volts != self._volts:
             self._volts = volts
             self._emit(LineVoltageMeasured(self.port, volts))
