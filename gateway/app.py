@@ -38,6 +38,9 @@ from gateway.config import AppConfig
 from gateway.console import Console
 from gateway.console_auth import Authenticator
 from gateway.console_io import STDIO, open_console
+from gateway.emergency import EmergencyRouter
+from gateway.emergency_digits import EMERGENCY_PROFILE
+from gateway.handoff import HandoffDesk
 from gateway.line import FxoLine, FxsLine, line_actor
 from gateway.line_call import CallLine, CallSpec
 from gateway.realtime import RealtimeSession
@@ -67,6 +70,8 @@ class App:
     supervisor: Supervisor = field(init=False)
     recorder: CallStoreRecorder = field(init=False)
     pipeline: CallPipeline = field(init=False)
+    emergency: EmergencyRouter = field(init=False)  # in front of the pipeline
+    handoffs: HandoffDesk = field(init=False)  # warm transfers' phone legs; then emergency
     device: AdapterLink | VoiceModem | None = field(init=False, default=None)
     lines: dict[int, FxoLine | FxsLine] = field(init=False, default_factory=dict)
     accepting: bool = field(init=False, default=True)
@@ -92,6 +97,12 @@ class App:
             on_record=self._on_record, on_start=self.recorder.on_call_started,
             on_transcript=self.recorder.on_transcript, session_factory=self.session_factory,
         )  # fmt: skip
+        self.emergency = EmergencyRouter(
+            self.pipeline, self.lines, self.config.line, self.recorder.on_call_started,
+            self._on_record,
+        )  # fmt: skip
+        self.handoffs = HandoffDesk(self.emergency, self.lines)  # in front of both
+        self.pipeline.handoffs = self.handoffs
         console = self.config.console
         self.console_auth = (Authenticator(console.password_hash, console.policy)
                              if console is not None else None)  # fmt: skip
@@ -184,6 +195,7 @@ class App:
             nonlocal starts
             starts += 1
             actor = line_actor(port, self.config.line, self)
+            actor.health.on_alarm = self.recorder.on_line_alarm  # alarms kept in the store
             ready = getattr(port, "last_ready", None)  # firmware_bridge.port_base.PortChannels
             if starts > 1 and ready is not None:
                 actor.resume(ready)  # the port is up: the actor before this one saw it come
@@ -206,10 +218,10 @@ class App:
     # --- the lines' CallStarter -----------------------------------------------------------------
 
     async def run_call(self, spec: CallSpec, line: CallLine) -> None:
-        if not self.accepting:
+        if not self.accepting and spec.profile != EMERGENCY_PROFILE:  # never refused
             log.info("line %d: call %s refused: stopping", spec.port, spec.call_id)
             return
-        await self.pipeline.run_call(spec, line)
+        await self.handoffs.run_call(spec, line)
 
     def _on_record(self, record: CallRecord) -> None:
         self.last_record = record

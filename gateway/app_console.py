@@ -37,6 +37,7 @@ from gateway.console_passwd import write_password_hash
 from gateway.errors import ConfigError, GatewayError
 from gateway.line import FxoLine, FxsLine
 from gateway.line_call import OutboundCall
+from gateway.line_health import line_facts
 from gateway.store_types import StoredCall
 
 UNSAVED, AFTER_RESTART = "not saved yet", "takes effect after restart"
@@ -88,8 +89,11 @@ class AppConsole:
                 detail = f"caller {spec.callerid.number or ''} {spec.callerid.name or ''}".strip()
             elif spec is not None and spec.number:
                 detail = f"dialled {spec.number}"
+            health = actor.health.snapshot()
             out.append(LineInfo(port, actor.port.kind.value, actor.state.value,
-                                spec.call_id if spec else "", detail))  # fmt: skip
+                                spec.call_id if spec else "", detail, health.noise_dbm0,
+                                health.loop_volts, health.call.erl_db,
+                                health.call.echo_delay_ms, health.alarms))  # fmt: skip
         return out
 
     async def recent_calls(self, limit: int) -> Sequence[CallSummary]:
@@ -106,6 +110,7 @@ class AppConsole:
         facts += [
             (f"tool {t.name}", f"{t.outcome} in {t.duration_ms:.0f} ms") for t in call.tool_calls
         ]
+        facts += line_facts(call.line_health)
         if call.dtmf:
             facts.append(("digits", call.dtmf))
         if call.voicemail:
@@ -119,11 +124,13 @@ class AppConsole:
         out = []
         for call in self.app.pipeline.active.values():
             audio, stats = call.audio, call.audio.ec.stats
+            erl = audio.line_meter.erl_db
             out.append(CallLevels(call.spec.call_id, call.spec.port, audio.levels.caller_dbm0,
                                   audio.levels.agent_dbm0,
                                   stats.erle_db if stats.converged else None,
                                   audio.vad.speaking, audio.playout.speaking,
-                                  now_s - call.timeline.start_s))  # fmt: skip
+                                  now_s - call.timeline.start_s, erl,
+                                  stats.delay_ms if stats.converged else None))  # fmt: skip
         return out
 
     def recent_log(self, limit: int) -> Sequence[str]:

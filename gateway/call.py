@@ -12,13 +12,14 @@ Inside a call:
   speech_started (confirm or cloud-only barge-in: flush, `response.cancel`, truncate to what
   was played), connection news (hold beeps while it reconnects; past `hold_timeout_s` or
   when the session fails: the fallback prompt and a voicemail, `gateway.call_fallback`);
-- the caller's digits (detected on the clean uplink, or reported by the device) go to the
-  agent as one text message per burst ("[caller pressed 12#]"), or to a local menu;
-- `CallActions` (`gateway.call_control`) is the tools' `CallControl`: end_call, transfer,
-  send_dtmf.
-Modules: `call_audio` (the frame step), `call_echo` (how far the canceller is trusted),
-`call_bargein`, `call_control`, `call_fallback`, `call_metrics`/`call_record` (the record),
-`call_secure` (digits for a tool), `call_signals` (fax, call waiting), `call_wav`, `call_config`.
+- the caller's digits (detected on the clean uplink, or reported by the device): a tool
+  collecting them, the local menu, or the agent (`gateway.call_digits`);
+- a call prepared while the line rings (FXO pre-answer, `gateway.call_prepare`) runs its cloud
+  side at once and touches the line's audio only once `line.answered` is set;
+- `CallActions` (`gateway.call_control`) is the tools' `CallControl`: end_call, transfers
+  (a warm one to a phone of the box: `gateway.call_handover`), send_dtmf.
+Also: `call_audio` (the frame step), `call_echo`, `call_bargein`, `call_fallback`, `call_wav`,
+`call_metrics`/`call_record`, `call_secure`, `call_signals` (fax, call waiting), `call_config`.
 """
 
 from __future__ import annotations
@@ -26,18 +27,19 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import assert_never
 
 import numpy as np
 import trio
 from numpy.typing import NDArray
 
-from firmware_bridge.port import DtmfReported, HookFlashed
+from firmware_bridge.port import AudioFrame, DtmfReported, HookFlashed
 from gateway.call_audio import AudioPath
 from gateway.call_bargein import BargeIn
 from gateway.call_config import AgentProfile, CallConfig, CloudSession, SessionFactory
 from gateway.call_control import CallActions, ResponseWatch
+from gateway.call_digits import DigitRouter
 from gateway.call_fallback import (
     PromptBank,
     Voicemail,
@@ -47,12 +49,14 @@ from gateway.call_fallback import (
     load_prompts,
     play,
 )
+from gateway.call_handover import Handover
 from gateway.call_metrics import CallMetrics, CallRecord, Timeline, TranscriptLine
+from gateway.call_prepare import pre_answer_settings, wait_for_answer
 from gateway.call_record import make_record, save_files
-from gateway.call_secure import SECURE_MARK
 from gateway.call_signals import dispatch_heard
 from gateway.call_tools import CallTools, open_call_tools, session_settings
 from gateway.errors import ConfigError
+from gateway.handoff import HandoffDesk
 from gateway.line_call import CallLine, CallSpec
 from gateway.realtime import (
     AgentAudio,
@@ -71,12 +75,12 @@ from gateway.realtime import (
     SpeechStopped,
     TranscriptReceived,
 )
+from gateway.tools import ToolCallRecord
 
 log = logging.getLogger(__name__)
 
 UPLINK_BUFFER = 16  # caller frames to the session (320 ms): a stalled socket loses frames, not time
 EVENTS_BUFFER = 256  # session -> CallTools: a reply's burst of deltas and transcripts
-DIGITS_BUFFER = 32  # digits waiting for the digit task: a burst of typing
 SAVE_S = 1.5  # the record's files (voicemail, captures), within the line's CALL_CLEANUP_S (2 s)
 RECORDS_KEPT = 100
 WallClock = Callable[[], datetime]
@@ -111,6 +115,7 @@ class CallPipeline:
             check_prompts(prompts, self.config)
         self._session_factory = session_factory
         self._wall_clock = wall_clock
+        self.handoffs: HandoffDesk | None = None  # the app's: warm transfers to its phones
 
     async def run_call(self, spec: CallSpec, line: CallLine) -> None:
         profile = self.profiles.get(spec.profile) or self.profiles.get("default")
@@ -122,7 +127,7 @@ class CallPipeline:
             check_prompts(prompts, self.config)
             self._prompts = prompts
         call = Call(spec, line, profile, self.config, self._prompts, self._session_factory)
-        call.on_transcript = self.on_transcript
+        call.on_transcript, call.handoffs = self.on_transcript, self.handoffs
         started_at = self._wall_clock()
         if self.on_start is not None:
             self.on_start(spec)
@@ -138,6 +143,7 @@ class CallPipeline:
             del self.active[spec.call_id]
             with trio.move_on_after(SAVE_S, shield=True):
                 await save_files(call)
+            started_at += timedelta(seconds=call.prepared_s)  # the answer, not the first ring
             record = make_record(call, started_at, self._wall_clock())
             self.records.append(record)
             log.info("line %d: call %s over after %.1f s: %s", spec.port, spec.call_id,
@@ -169,26 +175,28 @@ class Call:
         self._nursery: trio.Nursery | None = None
         self._cloud_scope = trio.CancelScope()
         self._cloud_back = trio.Event()
-        self._holding = self._gave_up = False
-        self._digits_send, self._digits_recv = trio.open_memory_channel[str](DIGITS_BUFFER)
+        self._holding = self.gave_up = False
+        self.digits = DigitRouter(self)
+        self.prepared_s = 0.0  # how long the call ran before the answer (FXO pre-answer)
+        self.pre_answer_records: list[ToolCallRecord] = []
         self.control: CallActions | None = None
         self.on_transcript: Callable[[str, str, str], None] | None = None
+        self.handoffs: HandoffDesk | None = None
+        self.relay: Callable[[AudioFrame], None] | None = None  # a warm transfer has the line
         self.cloud_closed_s: float | None = None
         self.end_signal: str | None = None  # what the call itself saw end it (a fax tone)
 
     async def run(self) -> None:
-        greeting = self.profile.greeting_audio
-        if greeting is not None:  # at once, while the session connects
-            self.audio.play_local(greeting, "greeting")
-            self.timeline.note(trio.current_time(), "local greeting")
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.control = CallActions(self.spec, self.line, self.audio, self.responses,
-                                       self.end, nursery)  # fmt: skip
-            nursery.start_soon(self._frames)
-            nursery.start_soon(self._signals)
-            nursery.start_soon(self._digits)
+                                       self.end, nursery, self.handoffs,
+                                       Handover(self))  # fmt: skip
             nursery.start_soon(self._cloud)
+            nursery.start_soon(self._frames)
+            await wait_for_answer(self)  # at once, unless prepared while the line rings
+            nursery.start_soon(self._signals)
+            nursery.start_soon(self.digits.run)
 
     def end(self, ended_by: str) -> None:
         """End the call (run() returns): `ended_by` goes to the record."""
@@ -202,9 +210,16 @@ class Call:
 
     async def _frames(self) -> None:
         async for frame in self.line.frames:
+            if not self.line.answered.is_set():
+                continue  # still ringing: ring signal and caller ID, not a call
+            if self.relay is not None:  # a warm transfer: the caller waits, or is bridged
+                self.relay(frame)
+                continue
             now_s = trio.current_time()
+            if self.audio.ear is not None:  # a warm transfer waits for the person it rang
+                self.audio.ear.hear(frame.pcm)
             for digit in self.audio.step(frame, now_s):
-                self._digit(digit, now_s)
+                self.digits.digit(digit, now_s)
             if self.audio.heard and self._nursery is not None:
                 dispatch_heard(self, self._nursery, now_s)
         if not self.line.hangup.hung_up:  # the line closes them before it cancels us
@@ -215,52 +230,21 @@ class Call:
             now_s = trio.current_time()
             match signal:
                 case DtmfReported(digit=digit):
-                    self._digit(digit, now_s)
+                    self.digits.digit(digit, now_s)
                 case HookFlashed(duration_ms=ms):
                     self.timeline.note(now_s, f"caller flashed the hook ({ms:.0f} ms)")
                 case _:
                     assert_never(signal)
 
-    def _digit(self, digit: str, now_s: float) -> None:
-        if self.audio.secure.offer(digit):  # a tool collects it: no record, no agent
-            self.dtmf += SECURE_MARK
-            self.timeline.note(now_s, "caller pressed a key (collected securely)")
-            return
-        self.dtmf += digit
-        self.timeline.note(now_s, f"caller pressed {digit}")
-        try:
-            self._digits_send.send_nowait(digit)
-        except trio.WouldBlock:
-            log.warning("call %s: digit %s dropped: too many waiting", self.spec.call_id, digit)
-
-    async def _digits(self) -> None:
-        """Digits typed within `dtmf_gap_s` of each other (or up to a "#") go as one message."""
-        async with self._digits_recv:
-            async for first in self._digits_recv:
-                typed = first
-                while not typed.endswith("#"):
-                    with trio.move_on_after(self.config.dtmf_gap_s) as gap:
-                        typed += await self._digits_recv.receive()
-                    if gap.cancelled_caught:
-                        break
-                await self._deliver_digits(typed)
-
-    async def _deliver_digits(self, typed: str) -> None:
-        menu = self.profile.dtmf_menu
-        if menu is not None and self.control is not None:
-            await menu(typed, self.control)
-        elif self.session is not None and not self._gave_up:
-            await self.session.send_text(f"[caller pressed {typed}]")
-        else:
-            log.info("call %s: digits %s with no agent to hear them", self.spec.call_id, typed)
-
     # --- the cloud side -----------------------------------------------------------------------
 
     async def _cloud(self) -> None:
         if self.config.cloud_delay_s > 0.0:  # a fax gate: its tone ends the call before this
+            await self.line.answered.wait()
             await trio.sleep(self.config.cloud_delay_s)
+        settings = await pre_answer_settings(self, self.profile.settings)
         try:
-            settings = session_settings(self.profile.settings, self.profile.tools)
+            settings = session_settings(settings, self.profile.tools)
             frames_send, frames_recv = trio.open_memory_channel[NDArray[np.int16]](UPLINK_BUFFER)
             events_send, events_recv = trio.open_memory_channel[RealtimeEvent](EVENTS_BUFFER)
             session = self._session_factory(settings, self.profile.api_key, frames_recv,
@@ -268,7 +252,7 @@ class Call:
         except RealtimeConfigError as exc:
             log.error("call %s: agent %s cannot be reached: %s", self.spec.call_id,
                       self.spec.profile, exc)  # fmt: skip
-            self._give_up(f"cloud unavailable ({exc})")
+            self.give_up(f"cloud unavailable ({exc})")
             return
         assert self.control is not None
         self.tools, call_recv = open_call_tools(self.profile.tools, self.control, session,
@@ -285,7 +269,7 @@ class Call:
         try:
             await session.run()
         except SessionFailed as exc:  # the session's only way to end: it tells us why
-            self._give_up(f"cloud unavailable ({exc.reason})")
+            self.give_up(f"cloud unavailable ({exc.reason})")
         finally:  # its socket is closed by now (a hang-up cuts the close to 0.1 s)
             self.cloud_closed_s = trio.current_time()
 
@@ -353,7 +337,7 @@ class Call:
     def _lost(self, reason: str, retrying: bool, now_s: float) -> None:
         self.audio.cloud_lost()
         self.timeline.note(now_s, f"cloud lost: {reason}")
-        if retrying and not self._holding and not self._gave_up:
+        if retrying and not self._holding and not self.gave_up:
             assert self._nursery is not None
             self._holding = True
             self._cloud_back = trio.Event()
@@ -363,37 +347,43 @@ class Call:
         if await hold(self.audio, self.config, back):
             self._holding = False
         else:
-            self._give_up(f"cloud unavailable for {self.config.hold_timeout_s:g} s")
+            self.give_up(f"cloud unavailable for {self.config.hold_timeout_s:g} s")
 
-    def _give_up(self, reason: str) -> None:
-        """The cloud is gone for this call: stop the session, play the fallback, end."""
-        if self._gave_up:
+    def give_up(self, reason: str, ended_by: str = "cloud unavailable") -> None:
+        """The agent is gone for this call (the cloud is down, or the caller asked for
+        voicemail): stop the session, play the fallback and take a message, end."""
+        if self.gave_up:
             return
-        self._gave_up = True
         log.warning("call %s: %s; playing the fallback", self.spec.call_id, reason)
-        self.timeline.note(trio.current_time(), reason)
-        self._cloud_scope.cancel(reason=reason)
-        self.audio.to_cloud = None
+        self.drop_agent(reason, reason)
         self.audio.cloud_lost()
         assert self._nursery is not None
-        self._nursery.start_soon(self._fallback, "cloud unavailable")
+        self._nursery.start_soon(self._fallback, ended_by)
 
     def wind_down(self, reason: str) -> None:
         """End the call politely (the appliance is stopping): the agent goes, the goodbye
         prompt plays, the call ends. Nothing if it is already ending on its own."""
-        if self._gave_up or self._nursery is None:
+        if self.gave_up or self._nursery is None:
             return
-        self._gave_up = True
-        self.timeline.note(trio.current_time(), f"winding down: {reason}")
-        self._cloud_scope.cancel(reason=reason)
-        self.audio.to_cloud = None
+        if not self.line.answered.is_set():  # prepared, still ringing: nobody to say it to
+            self.end(reason)
+            return
+        self.drop_agent(reason, f"winding down: {reason}")
         self.audio.mute_agent()
         self._nursery.start_soon(self._goodbye, reason)
+
+    def drop_agent(self, reason: str, note: str) -> None:
+        """The session goes (`reason`); the call goes on without an agent."""
+        self.gave_up = True
+        self.timeline.note(trio.current_time(), note)
+        self._cloud_scope.cancel(reason=reason)
+        self.audio.to_cloud = None
 
     async def _goodbye(self, reason: str) -> None:
         await play(self.audio, self.prompts[self.config.goodbye_prompt], "goodbye")
         self.end(reason)
 
     async def _fallback(self, ended_by: str) -> None:
+        await self.line.answered.wait()
         await leave_voicemail(self.audio, self.config, self.prompts, self.voicemail)
         self.end(ended_by)

@@ -15,7 +15,8 @@ One step, in this order:
    echo uncancelled); a rising edge while the agent talks pauses the playout *now*
    (`BargeIn`), so the frame sent in this same tick already fades the agent out (<= 5 ms).
    DTMF tones are no speech: the VAD's edges are masked while one sounds;
-3. the playout's next frame goes to the line (agent audio, fades, comfort noise, local audio);
+3. the playout's next frame goes to the line (agent audio, fades, comfort noise, local audio;
+   while caller ID on call waiting has the line, `gateway.call_cwid`'s frame, the playout held);
 4. the clean frame goes to the realtime session with `send_nowait` (dropped and counted when
    its channel is full: the line clock never waits on the cloud). It is silenced while a DTMF
    tone sounds, and while the agent's echo may be in it, the caller is not talking and the
@@ -41,13 +42,16 @@ from dsp.echo import EchoCanceller
 from dsp.frame import FRAME_S, FRAME_SAMPLES, RATE_HZ
 from dsp.line_signals import LineSignal, LineSignalDetector
 from dsp.vad import Vad
-from firmware_bridge.port import AudioFrame, LinePort
+from firmware_bridge.port import AudioFrame, LinePort, PortKind
 from gateway.call_bargein import BargeIn
 from gateway.call_config import CallConfig
+from gateway.call_cwid import CallWaitingId
 from gateway.call_echo import EchoGuard
+from gateway.call_health import LineMeter
 from gateway.call_metrics import CallMetrics, LevelMeter, Timeline
 from gateway.call_secure import SecureDigits, UplinkGuard
 from gateway.call_wav import FrameTape
+from gateway.line_progress import ProgressEar
 from gateway.playout import FADE_SAMPLES, FlushedItem, PlayoutBuffer
 from gateway.realtime import AgentAudio
 
@@ -99,7 +103,8 @@ class AudioPath:
 
     def __init__(self, port: LinePort, config: CallConfig, metrics: CallMetrics,
                  bargein: BargeIn, timeline: Timeline) -> None:  # fmt: skip
-        self.port, self.config, self.metrics = port, config, metrics
+        self.port, self.config, self.metrics = port, config, metrics  # (port: a warm
+        # transfer's consult sets the phone it rang)
         self.bargein, self.timeline = bargein, timeline
         self.playout = PlayoutBuffer(config.comfort_noise_dbm0)
         self.ec = EchoCanceller(tail_ms=config.echo_tail_ms, nlp=False)
@@ -128,10 +133,13 @@ class AudioPath:
         self._frame_waiters: trio.Event | None = None
         self.echo_guard = EchoGuard()
         self.levels = LevelMeter()
+        self.line_meter = LineMeter()  # the line's figures for its health (`gateway.line_health`)
         self.line_signals = LineSignalDetector()  # fax, modem, a beep, call waiting
         self.heard: list[LineSignal] = []  # recognised, for the call to take (`take_heard`)
         self.secure = SecureDigits()  # a tool collecting digits: the keys go to it alone
+        self.ear: ProgressEar | None = None  # a warm transfer's: fed by the call's frame loop
         self.guard = UplinkGuard(self.secure)
+        self.cwid = CallWaitingId.of(config, port.kind is PortKind.FXO, timeline)
         self.first_audio_s: float | None = None  # the first frame of sound sent to the line
         self._dtmf_mask = False  # a DTMF tone sounded and the VAD has not let go since
         self._rose_s = -np.inf  # the VAD's last rise
@@ -221,24 +229,29 @@ class AudioPath:
         """Handle one received frame and send one to the line; returns the DTMF digits whose
         keypress ended in it."""
         arrived_s = self.metrics.frame_arrived(frame.seq, frame.timestamp, frame.concealed, now_s)
-        ref = self._last_out
-        clean = self.ec.process(ref, frame.pcm)
+        ref = self._last_out if not self.cwid.active else np.zeros(FRAME_SAMPLES, np.int16)
+        clean = self.ec.process(ref, frame.pcm)  # (not taught a call-waiting ack: it misadapts)
         digits = [key.digit for key in self.dtmf.feed(clean)]
-        self.heard += self.line_signals.feed(clean)
-        if digits and now_s - self._local_heard_s < ECHO_GUARD_S:
+        heard = self.line_signals.feed(clean)
+        self.heard += heard
+        takeover = self.cwid.step(heard, clean, now_s)  # caller ID on call waiting: the line's
+        if digits and (takeover is not None or now_s - self._local_heard_s < ECHO_GUARD_S):
             digits = []  # the echo of our own audio (DTMF the agent sent), not the caller's keys
-        near_active = self._speaking or self._dtmf_mask or self.dtmf.tone_present
+        near_active = self._speaking or self._dtmf_mask or self._tone
         residual = self.echo_guard.update(self.ec, ref, frame.pcm, clean, near_active,
                                           self.vad.noise_dbm0)  # fmt: skip
+        if takeover is not None:  # its FSK and the ack's echo: for no VAD, cloud or tape
+            clean = self.guard.noise(self.vad.noise_dbm0)
         probability = self.vad.process(clean, ref, residual)
         self._voice(probability, now_s)
         if self.bargein.tick(now_s):
             self.playout.resume()
             self.timeline.note(now_s, "barge-in: not confirmed, agent resumed")
         self._feed_local(now_s)
-        out = self.playout.next_frame(now_s)
+        out = self.playout.next_frame(now_s) if takeover is None else takeover
         self.port.send_audio(out)
         self.levels.update(clean, out)
+        self.line_meter.update(ref, clean, out, self.ec, self._speaking)
         self._sent(out, now_s)
         self._uplink(clean, arrived_s, now_s)
         if self._frame_waiters is not None:
@@ -248,11 +261,11 @@ class AudioPath:
 
     def _voice(self, probability: float, now_s: float) -> None:
         """The caller's speech edges: barge-in on the rise, the end of a turn on the fall.
-        A DTMF tone is not speech: the VAD may take its first frame for a word (a tone starting
-        mid-frame), so its edges are masked from the tone until the VAD lets go, and a pause
-        that the tone's first frame caused is withdrawn."""
+        A DTMF tone or the CAS is no speech: the VAD may take its first frame for a word (a tone
+        starting mid-frame), so its edges are masked from the tone until the VAD lets go, and a
+        pause that the tone's first frame caused is withdrawn."""
         speaking = self.vad.speaking
-        if self.dtmf.tone_present:
+        if self._tone:
             if not self._dtmf_mask and now_s - self._rose_s <= DTMF_ONSET_S:
                 self._withdraw_rise(now_s)
             self._dtmf_mask = True
@@ -274,6 +287,10 @@ class AudioPath:
         elif self._speaking and not speaking and not self._dtmf_mask:
             self.metrics.caller_stopped(self._last_voiced_s)
         self._speaking = speaking
+
+    @property
+    def _tone(self) -> bool:  # no speech, and not for the cloud: a DTMF tone or the CAS
+        return self.dtmf.tone_present or self.line_signals.cas_present
 
     def _withdraw_rise(self, now_s: float) -> None:
         """The VAD's last rise was a DTMF tone's first frame: no turn, no barge-in."""
@@ -330,7 +347,7 @@ class AudioPath:
         """The clean frame to the tapes and the cloud; DTMF tones go up as comfort noise (and
         while digits are collected, nothing of them reaches a tape either: `UplinkGuard`)."""
         engaged = self.guard.engaged
-        frames = self.guard.pass_frame(clean, self.dtmf.tone_present, self.vad.noise_dbm0)
+        frames = self.guard.pass_frame(clean, self._tone, self.vad.noise_dbm0)
         for taped in frames if engaged else [clean]:
             self.capture_up.append(taped)
             if self.recording is not None:

@@ -8,7 +8,7 @@ the app builds them from the config file.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,11 +19,13 @@ from numpy.typing import NDArray
 
 from dsp.vad import VadConfig
 from gateway.call_bargein import CONFIRM_WINDOW_S, MAX_CONFIRM_WINDOW_S
+from gateway.call_cwid import ACK_DIGITS, FSK_STANDARDS
+from gateway.call_digits import MenuEntry
 from gateway.errors import ConfigError
 from gateway.playout import COMFORT_NOISE_DBM0
 from gateway.realtime import ApiKey, RealtimeEvent, RealtimeSettings
 from gateway.realtime.client_events import Role
-from gateway.tools import CallControl, ToolRegistry
+from gateway.tools import ToolRegistry
 
 HOLD_TIMEOUT_S = 10.0  # a reconnect takes < 1 s; 10 s of beeps is as long as callers wait
 HOLD_BEEP_EVERY_S = 2.0
@@ -58,25 +60,25 @@ SessionFactory = Callable[
 ]
 
 
-DtmfMenu = Callable[[str, CallControl], Awaitable[None]]
-"""A local menu: gets the digits the caller typed (one message's worth) and the call."""
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class AgentProfile:
     """One agent. `greeting`: the system note that makes the agent speak first (None: it waits
     for the caller). `greeting_audio`: a cached greeting the box plays the moment the line is
     answered, while the session connects; `greeting_text` is what it says (the agent is told it
     said it, and `greeting` then asks for a follow-up, queued after it on the line).
-    `dtmf_menu`: when set, the caller's digits go to it, not to the agent."""
+    `dtmf_menu`: keys the box acts on itself (`gateway.call_digits`), never sent to the
+    agent. `pre_answer_tool`: a tool of `tools` run with the caller's number and name before
+    the session opens (while the line rings, on a prepared call); its result goes into the
+    instructions."""
 
     settings: RealtimeSettings
     api_key: ApiKey | None = None
     tools: ToolRegistry = field(default_factory=ToolRegistry)
     greeting: str | None = GREETING
-    dtmf_menu: DtmfMenu | None = None
+    dtmf_menu: tuple[MenuEntry, ...] = ()
     greeting_audio: NDArray[np.int16] | None = None
     greeting_text: str = ""
+    pre_answer_tool: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,12 @@ class CallConfig:
     fax_action: str = "hang_up"  # a fax or modem tone on the line: "hang_up" or "ignore"
     cloud_delay_s: float = 0.0  # open the cloud session this long after the answer (a fax
     # gate: a fax's CNG is heard first and no session is opened; a local greeting covers it)
+    # Caller ID on call waiting (FXO, `gateway.call_cwid`): acknowledge the CAS with DTMF
+    # `callwaiting_ack` ("D"; "A" for ADSI) and decode the `callwaiting_id_standard` FSK that
+    # follows ("bell202": GR-30-CORE; "v23": ETSI EN 300 659-2).
+    callwaiting_id: bool = True
+    callwaiting_id_standard: str = "bell202"
+    callwaiting_ack: str = "D"
 
     def __post_init__(self) -> None:
         limits = {
@@ -119,6 +127,9 @@ class CallConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi):
                 raise ConfigError(f"call.{name} must be in {lo:g}..{hi:g}, got {value!r}")
-        if self.fax_action not in FAX_ACTIONS:
-            raise ConfigError(f"call.fax_action {self.fax_action!r} is not one of "
-                              f"{', '.join(FAX_ACTIONS)}")  # fmt: skip
+        choices = {"fax_action": FAX_ACTIONS, "callwaiting_id_standard": FSK_STANDARDS,
+                   "callwaiting_ack": ACK_DIGITS}  # fmt: skip
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"call.{name} {getattr(self, name)!r} is not one of "
+                                  f"{', '.join(allowed)}")  # fmt: skip

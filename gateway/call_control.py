@@ -10,6 +10,7 @@ the `end` callback that ends the call (cancels its nursery with the reason).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -24,10 +25,14 @@ from dsp.dtmf import generate as dtmf_generate
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.port import PortKind
 from gateway.call_audio import AudioPath
+from gateway.call_handover import Handover
 from gateway.errors import GatewayError
+from gateway.handoff import HandoffDesk, HandoffFailed, Leg
 from gateway.line_call import CallLine, CallSpec
+from gateway.line_progress import ProgressEar
 
 log = logging.getLogger(__name__)
+
 
 # end_call: the response to the tool's output (the agent's goodbye) starts within a second or
 # two; without one in this long, the call ends on the audio already received.
@@ -35,6 +40,9 @@ END_FOLLOW_UP_S = 8.0
 END_DRAIN_S = 30.0  # the goodbye itself plays out (the longest answer we wait for)
 TRANSFER_DRAIN_S = 6.0  # "I'm transferring you now" plays before the flash; within the tool's 10 s
 TRANSFER_PAUSE_S = 2.0  # a "," in a dial string (PBX convention)
+GREETED_QUIET_S = 0.6  # a warm transfer: the person who answered stopped talking ...
+GREETED_MAX_S = 6.0  # ... or talked this long: the summary starts
+PICKED_UP_S = 1.0  # a warm transfer to a phone of the box: they pick up and say hello
 TRANSFER_HANG_UP_S = 0.5  # after the last digit, before on-hook (blind transfer on a PBX)
 DTMF_ON_MS, DTMF_OFF_MS = 100.0, 100.0  # Q.23 >= 40 ms each; 100/100 as phones send
 DTMF_LEVEL_DBM0 = -8.0  # per tone, GR-506 nominal (as firmware_bridge.adapter_port dials)
@@ -78,9 +86,12 @@ class CallActions:
     """`CallControl` for one call; see the module docstring."""
 
     def __init__(self, spec: CallSpec, line: CallLine, audio: AudioPath, responses: ResponseWatch,
-                 end: Callable[[str], None], nursery: trio.Nursery) -> None:  # fmt: skip
+                 end: Callable[[str], None], nursery: trio.Nursery,
+                 handoffs: HandoffDesk | None = None,
+                 hand_over: Handover | None = None) -> None:  # fmt: skip
         self._spec, self._line, self._audio = spec, line, audio
         self._responses, self._end, self._nursery = responses, end, nursery
+        self._handoffs, self._hand_over = handoffs, hand_over
         self.ending = False
 
     @property
@@ -122,17 +133,26 @@ class CallActions:
         """FXO: lets the agent's announcement play, flashes the hook, dials `target` (digits;
         "," pauses 2 s) and ends the call (a blind transfer: the PBX connects the caller).
         `TransferUnsupported` on FXS and for `fxs:N`; `TransferFailed` if the flash fails."""
+        self._check_transfer(target)
+        await self._drain(TRANSFER_DRAIN_S)
+        self._audio.mute_agent()
+        await self._flash_and_dial(target)
+        self._nursery.start_soon(self._end_later, TRANSFER_HANG_UP_S, f"transferred to {target}")
+
+    def _check_transfer(self, target: str) -> None:
         if target.startswith("fxs:"):
             raise TransferUnsupported(
-                f"line {self.line}: ringing another phone of the box ({target}) is not supported"
-                " yet; transfer to a number behind a PBX (FXO) instead"
+                f"{target}: a blind transfer to a phone of the box is not supported; give a "
+                "summary (a warm transfer) to ring it"
             )
         if self._spec.kind is not PortKind.FXO:
             raise TransferUnsupported(
                 f"line {self.line} is an FXS port (a phone on the box): it cannot transfer"
             )
-        await self._drain(TRANSFER_DRAIN_S)
-        self._audio.mute_agent()
+
+    async def _flash_and_dial(self, target: str) -> None:
+        """The agent is muted: flash (`TransferFailed`, unmuted, if it fails), then the
+        digits ("," pauses)."""
         try:
             await self._line.flash()
         except BridgeError as exc:
@@ -144,7 +164,77 @@ class CallActions:
                 await trio.sleep(TRANSFER_PAUSE_S)
             if digits:
                 await self._audio.play_local(_dtmf(digits), "transfer").done.wait()
-        self._nursery.start_soon(self._end_later, TRANSFER_HANG_UP_S, f"transferred to {target}")
+
+    async def warm_transfer(self, target: str, answer_s: float) -> None:
+        """FXO: the agent's words so far play out; it is muted, the hook flashed (the PBX
+        holds the caller) and `target` dialled; once someone answers there (`ProgressEar`:
+        voice, not ringback), the agent is unmuted and its next response (to this tool's
+        output: the summary) goes to them; then on-hook, and the PBX connects the caller.
+        Nobody within `answer_s`: a flash back to the caller, `TransferFailed`. `fxs:N`: the
+        phone on port N rings instead (`_warm_to_phone`)."""
+        if target.startswith("fxs:"):
+            await self._warm_to_phone(target, answer_s)
+            return
+        self._check_transfer(target)
+        await self._drain(TRANSFER_DRAIN_S)
+        self._audio.mute_agent()
+        await self._flash_and_dial(target)
+        ear = self._audio.ear = ProgressEar()
+        with trio.move_on_after(answer_s):
+            await self._audio.until(lambda: ear.answered)
+        self._audio.ear = None
+        if not ear.answered:
+            log.info("call %s: nobody answered at %s: back to the caller", self.call_id, target)
+            with contextlib.suppress(BridgeError):
+                await self._line.flash()
+            self._audio.unmute_agent()
+            raise TransferFailed(f"nobody answered at {target} within {answer_s:g} s; the "
+                                 "caller is back on the line with you")  # fmt: skip
+        with trio.move_on_after(GREETED_MAX_S):  # they say who they are; the agent then
+            await self._audio.until(self._quiet)  # speaks (not over them: no barge-in)
+        log.info("call %s: %s answered: the agent gives the summary", self.call_id, target)
+        self._audio.unmute_agent()  # (what the agent made meanwhile, to their hello, is gone)
+        self.ending = True
+        self._nursery.start_soon(self._complete_after_summary, target, trio.current_time())
+
+    async def _warm_to_phone(self, target: str, answer_s: float) -> None:
+        """The phone on FXS port N rings (the caller waits in silence); once picked up, the
+        agent's summary goes to it, then the caller's line is bridged to it."""
+        if self._handoffs is None or self._hand_over is None:
+            raise TransferUnsupported(f"{target}: this box cannot ring its phones for a transfer")
+        await self._drain(TRANSFER_DRAIN_S)
+        self._audio.mute_agent()
+        try:
+            leg = await self._handoffs.ring(int(target[4:]), self._spec.callerid, answer_s)
+        except HandoffFailed as exc:
+            self._audio.unmute_agent()
+            raise TransferFailed(f"{exc}; the caller is back on the line with you") from None
+        assert leg.line is not None
+        self._hand_over.consult(leg.line, self._nursery)  # the agent talks to them
+        await trio.sleep(PICKED_UP_S)  # they say hello
+        self._audio.unmute_agent()
+        self.ending = True
+        self._nursery.start_soon(self._summary_then_hand_over, target, leg, trio.current_time())
+
+    async def _summary_then_hand_over(self, target: str, leg: Leg, asked_s: float) -> None:
+        assert self._hand_over is not None
+        assert leg.line is not None
+        try:
+            with trio.move_on_after(END_FOLLOW_UP_S):
+                await self._responses.done_after(asked_s)
+            await self._drain(END_DRAIN_S)
+            await self._hand_over.bridge(leg.line, f"warm transfer to {target}")
+        finally:
+            leg.released.set()
+
+    def _quiet(self) -> bool:
+        return trio.current_time() - self._audio.last_speech_s >= GREETED_QUIET_S
+
+    async def _complete_after_summary(self, target: str, asked_s: float) -> None:
+        with trio.move_on_after(END_FOLLOW_UP_S):
+            await self._responses.done_after(asked_s)
+        await self._drain(END_DRAIN_S)
+        self._end(f"warm transfer to {target}")
 
     async def _end_later(self, delay_s: float, ended_by: str) -> None:
         await trio.sleep(delay_s)

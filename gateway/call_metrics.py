@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from dsp.callerid import CallerId
 from dsp.frame import FRAME_S, RATE_HZ
 from dsp.levels import rms_to_dbm0
+from gateway.line_health import LineFigures
 from gateway.tools import ToolCallRecord
 
 LATENCY_BIN_MS = 0.05  # the uplink latency histogram's resolution
@@ -121,6 +122,13 @@ class Timeline:
     def note(self, now_s: float, what: str) -> None:
         if len(self.events) < TIMELINE_EVENTS:
             self.events.append((now_s - self.start_s, what))
+
+    def rebase(self, start_s: float) -> None:
+        """Count from `start_s` (the answer of a call prepared while it rang): what came
+        before it has negative times."""
+        shift = start_s - self.start_s
+        self.events = [(t - shift, what) for t, what in self.events]
+        self.start_s = start_s
 
 
 @dataclass(eq=False)
@@ -232,6 +240,8 @@ class CallRecord:
     hangup_signal: str | None = None  # what the line saw (`gateway.line_call.HANGUP_SIGNALS`)
     cloud_closed_ms: float | None = None  # the line's hang-up -> the cloud session closed
     answer_to_audio_ms: float | None = None  # the answer -> the first sound sent to the line
+    pre_answer_ms: float | None = None  # prepared while it rang: the call's start -> the answer
+    line_health: LineFigures | None = None  # the line at the call's end (`gateway.line_health`)
 
     @property
     def duration_s(self) -> float:
@@ -255,6 +265,8 @@ class CallRecord:
             "hangup_signal": self.hangup_signal,
             "cloud_closed_ms": _ms(self.cloud_closed_ms),
             "answer_to_audio_ms": _ms(self.answer_to_audio_ms),
+            "pre_answer_ms": _ms(self.pre_answer_ms),
+            "line_health": None if self.line_health is None else self.line_health.as_json(),
             "transcript": [{"who": t.who, "text": t.text} for t in self.transcript],
             "turn_latency_ms": [round(v, 1) for v in self.turn_latency_ms],
             "barge_in_stop_ms": [round(v, 1) for v in self.barge_in_stop_ms],

@@ -1,5 +1,6 @@
 """The end of a call in `gateway.call`: its files written (`save_files`) and its record made
-(`make_record`, a `gateway.call_metrics.CallRecord`)."""
+(`make_record`, a `gateway.call_metrics.CallRecord`; it also hands the call's line figures to
+the line's health, once per call)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from numpy.typing import NDArray
 
 from gateway.call_metrics import CallRecord, percentile
 from gateway.call_wav import write_wav
+from gateway.line_health import LineFigures
 
 if TYPE_CHECKING:
     from gateway.call import Call
@@ -57,13 +59,23 @@ def make_record(call: Call, started_at: datetime, ended_at: datetime) -> CallRec
         m.frames_to_cloud_dropped, stats.underrun_frames, m.reconnects,
         {k: getattr(call.bargein.stats, k) for k in ("paused", "confirmed", "resumed",
                                                      "cloud_only")},
-        tuple(call.tools.records) if call.tools is not None else (),
+        (*call.pre_answer_records, *(call.tools.records if call.tools is not None else ())),
         call.dtmf,
         str(voicemail.path) if voicemail is not None and voicemail.saved else None,
         tuple(call.captures), tuple(call.timeline.events),
         call.line.hangup.signal or call.end_signal,
         _closed_ms(call), _first_audio_ms(call),
+        line_health=_line_figures(call),
+        pre_answer_ms=call.prepared_s * 1000.0 if call.prepared_s else None,
     )  # fmt: skip
+
+
+def _line_figures(call: Call) -> LineFigures:
+    """The call's figures of its line, handed to the line's health (its echo baseline and
+    alarms: `gateway.line_health`), and the line's as they are now for the record."""
+    figures = call.audio.line_meter.figures(call.metrics.erle_db)
+    health = call.line.health
+    return health.call_ended(figures) if health is not None else LineFigures(None, None, figures)
 
 
 def _first_audio_ms(call: Call) -> float | None:

@@ -4,7 +4,8 @@
   once (`hangup_signal` "fax" or "modem" in the record) and its cloud session with it; with
   `call.cloud_delay_s` set, a fax that announces itself within that time never gets a session;
 - call waiting (SAS, or the CAS before a caller ID on call waiting): the agent is told, so it
-  can tell the caller, without answering it;
+  can tell the caller, without answering it; after a CAS, who is waiting when the line sent
+  the caller ID (`gateway.call_cwid`: the frame step acknowledged the CAS and decoded it);
 - an answering machine's beep on a call the box placed: the agent is told to leave its
   message now (on an inbound call a beep means nothing and is only noted).
 """
@@ -17,13 +18,15 @@ from typing import TYPE_CHECKING
 import trio
 
 from dsp.line_signals import LineSignal
+from gateway.call_cwid import CALL_WAITING_NOTE, waiting_note
 
 if TYPE_CHECKING:
     from gateway.call import Call
 
+__all__ = ["BEEP_NOTE", "CALL_WAITING_NOTE", "dispatch_heard", "on_line_signal"]
+
 log = logging.getLogger(__name__)
 
-CALL_WAITING_NOTE = "[call waiting: another call is coming in on this line; it stays unanswered]"
 BEEP_NOTE = "[an answering machine's beep: leave your message now, briefly, then hang up]"
 
 
@@ -47,8 +50,11 @@ async def on_line_signal(call: Call, heard: LineSignal, now_s: float) -> None:
             call.end_signal = kind
             call.end(f"{kind} tone ({heard.signal.upper()}): declined")
         return
+    if heard.signal == "call_waiting":
+        note = await waiting_note(call.audio.cwid, heard)
+        if note is not None and call.session is not None:
+            await call.session.send_text(note, role="system", respond=False)
+        return
     session = call.session
-    if heard.signal == "call_waiting" and session is not None:
-        await session.send_text(CALL_WAITING_NOTE, role="system", respond=False)
-    elif heard.signal == "am_beep" and call.spec.direction == "outbound" and session is not None:
+    if heard.signal == "am_beep" and call.spec.direction == "outbound" and session is not None:
         await session.send_text(BEEP_NOTE, role="system", respond=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from gateway.numba_cache import configure_numba_cache
 
-SCENARIO_NAMES = ("greeting", "pin", "fax", "wan-down")  # gateway.demo_scenarios (numba-free here)
+# gateway.demo_scenarios's names (that module imports numba: not here)
+SCENARIO_NAMES = ("pre-answer", "greeting", "pin", "fax", "wan-down")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -24,8 +25,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     demo.add_argument("--scenario", default="order", choices=("order", *SCENARIO_NAMES),
-                      help="which call: order (the default), or an edge feature: greeting "
-                      "(slow cloud), pin (sensitive digits), fax, wan-down")  # fmt: skip
+                      help="which call: order (the default), or an edge feature: pre-answer, "
+                      "greeting (slow cloud), pin (sensitive digits), fax, wan-down")  # fmt: skip
     demo.add_argument("--realtime-url", default="", metavar="URL",
                       help="the realtime server to talk to (OpenAI GA schema; ws:// to "
                       "loopback, else wss://); default: the bundled local server")  # fmt: skip

@@ -7,9 +7,11 @@ The tables (deploy_pi/tipring.toml.example shows them all, with comments):
 - `[line]`: `gateway.line_config.LineConfig.from_config` (rules, dial plan, per-port overrides);
 - `[realtime]`, `[tools]`, `[agent]`: the default agent profile ("default"): the cloud session
   (`gateway.realtime.settings_from_config`), the tools it may call (`gateway.tools_config`),
-  and `greeting` (the note that makes the agent speak first; "" = it waits for the caller);
+  `greeting` (the note that makes the agent speak first; "" = it waits for the caller),
+  `greeting_audio`/`greeting_text` (a cached greeting) and `pre_answer_tool` (a tool run with
+  the caller's number before the session opens; its result goes into the instructions);
 - `[profiles.NAME]`: more agents, for the line's rules to pick: `realtime` (keys on top of
-  `[realtime]`), `tools` (instead of `[tools]`), `greeting`;
+  `[realtime]`), `tools` (instead of `[tools]`), and the `[agent]` keys;
 - `[console]`: `gateway.console_config.ConsoleConfig`, plus `enabled` (default true).
 
 Secrets are never in this file: API keys are read here from files whose mode must be 0600 (or
@@ -22,11 +24,12 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gateway.call_config import GREETING, AgentProfile, CallConfig
+from gateway.call_digits import parse_menu
 from gateway.call_wav import read_greeting
 from gateway.config_checks import known_keys, table_at, typed
 from gateway.config_tables import (
@@ -50,8 +53,8 @@ __all__ = ["DEFAULT_CONFIG_PATH", "SECRET_KEY", "AppConfig", "flatten", "load_co
 
 TABLES = ("adapter", "line", "realtime", "tools", "agent", "profiles", "call", "console",
           "store", "service")  # fmt: skip
-GREETING_KEYS = ("greeting", "greeting_audio", "greeting_text")
-PROFILE_KEYS = ("realtime", "tools", *GREETING_KEYS)
+AGENT_KEYS = ("greeting", "greeting_audio", "greeting_text", "pre_answer_tool", "dtmf_menu")
+PROFILE_KEYS = ("realtime", "tools", *AGENT_KEYS)
 DEFAULT_PROFILE = "default"
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 SECRET_KEY = re.compile(r"(^|[._])(password_hash|password|secret|token|api_key)$")
@@ -106,8 +109,9 @@ def parse(document: Mapping[str, Any], path: Path | None = None) -> AppConfig:
     tables = {name: table_at(document.get(name, {}), name) for name in TABLES}
     store = store_from_table(tables["store"])
     data_dir = store.path.parent
-    line = LineConfig.from_config(tables["line"])
-    profiles = _profiles(tables, path.parent if path is not None else Path.cwd())
+    base = path.parent if path is not None else Path.cwd()
+    line = _line_audio(LineConfig.from_config(tables["line"]), base)
+    profiles = _profiles(tables, base)
     missing = sorted(line.profiles() - set(profiles))
     if missing:
         defined = ", ".join(sorted(profiles))
@@ -128,7 +132,7 @@ def parse(document: Mapping[str, Any], path: Path | None = None) -> AppConfig:
 
 def _profiles(tables: Mapping[str, Mapping[str, Any]], base: Path) -> dict[str, AgentProfile]:
     agent = tables["agent"]
-    known_keys(agent, GREETING_KEYS, "agent")
+    known_keys(agent, AGENT_KEYS, "agent")
     base_realtime, base_tools = tables["realtime"], tables["tools"]
     out = {DEFAULT_PROFILE: _profile(base_realtime, base_tools, agent, "", base)}
     for name, value in tables["profiles"].items():
@@ -139,7 +143,7 @@ def _profiles(tables: Mapping[str, Mapping[str, Any]], base: Path) -> dict[str, 
         known_keys(table, PROFILE_KEYS, where)
         realtime = {**base_realtime, **table_at(table.get("realtime", {}), f"{where}.realtime")}
         tools = table_at(table["tools"], f"{where}.tools") if "tools" in table else base_tools
-        greeting = {k: table[k] for k in GREETING_KEYS if k in table}
+        greeting = {k: table[k] for k in AGENT_KEYS if k in table}
         out[name] = _profile(realtime, tools, {**agent, **greeting}, f"{where}.", base)
     return out
 
@@ -159,8 +163,31 @@ def _profile(realtime: Mapping[str, Any], tools: Mapping[str, Any], agent: Mappi
             raise ConfigError(f"{where}greeting_text is empty: say what {where}greeting_audio "
                               "says (the agent is told it said it)")  # fmt: skip
         audio = read_greeting(base / audio_path, f"{where}greeting_audio")
+    pre_answer = typed(agent.get("pre_answer_tool", ""), str, f"{where}pre_answer_tool")
+    if pre_answer and registry.get(pre_answer) is None:
+        known = ", ".join(registry.names()) or "none"
+        raise ConfigError(f"{where}pre_answer_tool {pre_answer!r} is not one of this agent's "
+                          f"tools ({known})")  # fmt: skip
+    menu = parse_menu(table_at(agent.get("dtmf_menu", {}), f"{where}dtmf_menu"),
+                      f"{where}dtmf_menu")  # fmt: skip
     return AgentProfile(settings, load_api_key(settings), registry, note or None,
-                        greeting_audio=audio, greeting_text=text.strip())  # fmt: skip
+                        greeting_audio=audio, greeting_text=text.strip(),
+                        pre_answer_tool=pre_answer, dtmf_menu=menu)  # fmt: skip
+
+
+def _line_audio(line: LineConfig, base: Path) -> LineConfig:
+    """`decline_audio` made absolute (relative to the config file) and read once here, so a
+    bad file fails the config, not a call."""
+
+    def one(cfg: LineConfig, where: str) -> LineConfig:
+        if not cfg.fxo.decline_audio:
+            return cfg
+        path = base / cfg.fxo.decline_audio
+        read_greeting(path, f"{where}.fxo.decline_audio")
+        return replace(cfg, fxo=replace(cfg.fxo, decline_audio=str(path.resolve())))
+
+    first = one(line, "line")
+    return replace(first, ports={n: one(cfg, f"line.ports.{n}") for n, cfg in line.ports.items()})
 
 
 def _console(table: Mapping[str, Any]) -> ConsoleConfig | None:

@@ -68,6 +68,12 @@ class LineInfo:
     state: str  # the line state machine's state: "idle", "ringing", "in_call", "down", ...
     call_id: str = ""  # the call on it, if any
     detail: str = ""  # "hook off", "caller +4930123", "no dial tone at 10:02"
+    # its health (`gateway.line_health`); None: not measured (yet)
+    noise_dbm0: float | None = None  # the noise floor
+    volts: float | None = None  # the loop voltage (FXO, as the adapter reports it)
+    erl_db: float | None = None  # the last call's echo return loss ...
+    echo_delay_ms: float | None = None  # ... and echo delay, as the canceller found them
+    alarms: tuple[str, ...] = ()  # raised now: "line dead", "no dial tone", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,8 @@ class CallLevels:
     vad_active: bool  # the local VAD hears the caller now
     agent_speaking: bool
     duration_s: float
+    erl_db: float | None = None  # the echo return loss the canceller sees (converged)
+    echo_delay_ms: float | None = None  # where it found the echo; None: not yet
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,11 +86,21 @@ def render_status(s: StatusSnapshot) -> list[str]:
     return [f"{name:<8} {clean(value)}" for name, value in pairs]
 
 
+def _figure(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
 def render_lines(lines: Sequence[LineInfo]) -> list[str]:
+    """One row per port: its state and call, then its health (noise floor dBm0, loop volts,
+    the last call's ERL dB and echo delay ms) and the alarms raised now."""
     if not lines:
         return ["no lines: is the adapter connected? (status)"]
-    rows = [(str(x.port), x.kind, x.state, x.call_id or "-", x.detail) for x in lines]
-    return table(("PORT", "KIND", "STATE", "CALL", "DETAIL"), rows)
+    rows = [(str(x.port), x.kind, x.state, x.call_id or "-", x.detail or "-",
+             _figure(x.noise_dbm0), _figure(x.volts, 0), _figure(x.erl_db),
+             _figure(x.echo_delay_ms), ", ".join(x.alarms).upper() or "-")
+            for x in lines]  # fmt: skip
+    return table(("PORT", "KIND", "STATE", "CALL", "DETAIL", "NOISE", "V", "ERL", "DELAY",
+                  "ALARMS"), rows)  # fmt: skip
 
 
 def render_calls(calls: Sequence[CallSummary]) -> list[str]:
@@ -147,10 +157,11 @@ def render_monitor(calls: Sequence[CallLevels]) -> list[str]:
         return [head, "no calls running"]
     rows = [(c.call_id, str(c.port), format_duration(c.duration_s), _level(c.caller_dbm0),
              _level(c.agent_dbm0), "-" if c.erle_db is None else f"{c.erle_db:.1f}",
+             _figure(c.erl_db), _figure(c.echo_delay_ms),
              "speech" if c.vad_active else "-", "talking" if c.agent_speaking else "-")
             for c in calls]  # fmt: skip
     return [head, *table(("CALL", "PORT", "TIME", "CALLER dBm0", "AGENT dBm0", "ERLE dB",
-                          "VAD", "AGENT"), rows)]  # fmt: skip
+                          "ERL", "DELAY", "VAD", "AGENT"), rows)]  # fmt: skip
 
 
 def render_entry(entry: ConfigEntry) -> str:

@@ -32,6 +32,8 @@ def demo_report(result: SimResult, voice: CallerVoice, out_dir: str) -> dict[str
     report: dict[str, Any] = record.as_json() if record is not None else _no_call(result)
     caller = result.reports[0]
     answer_s = spec.connected_s if spec is not None else None
+    if answer_s is not None and record is not None and record.pre_answer_ms:
+        answer_s += record.pre_answer_ms / 1000.0  # prepared while it rang: then answered
     watch = result.watches[0] if result.watches else None
     report["far_end"] = _far_end(caller, result.lines[0], watch, answer_s)
     report["call_timeline"] = _timeline(result, record, caller, voice, watch, answer_s)

@@ -5,6 +5,9 @@ beside the default `order` call (`gateway.demo`):
   greeting is on the line 20 ms after the answer all the same, and the agent carries on.
 - `pin`: the agent asks for a PIN and calls `collect_digits`; the caller types 4321#; the PIN
   goes to a local HTTP "bank" and nowhere else (not the cloud's audio or events, not the record).
+- `pre-answer`: the caller ID decides before the answer; the agent's session opens and a CRM
+  lookup (a local HTTP service) runs while the line rings, so the agent's first words are
+  personal and on the line at the answer, with the cloud 1.5 s slow.
 - `fax`: a fax machine calls; its CNG tone is heard behind the local greeting and the call is
   declined before any cloud session is opened (`call.cloud_delay_s`).
 - `wan-down`: the internet goes away mid-call: hold beeps while the box reconnects, then the
@@ -16,11 +19,8 @@ Each returns the `SimResult` and a few facts that make its point (`facts` in the
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from firmware_bridge.sim.caller import (
 )
 from gateway.call_config import AgentProfile, CallConfig
 from gateway.call_fallback import load_prompts
+from gateway.demo_services import PIN, crm, pin_bank
 from gateway.realtime.local import Faults, LocalRealtimeServer, Script
 from gateway.simcall import SimResult, demo_profile, run_sim_calls
 from gateway.simcall_scenario import CallerVoice, ScriptedCaller
@@ -49,7 +50,6 @@ from gateway.tools_config import tools_from_config
 GREETING_TEXT = "Hello, thanks for calling. How can I help you today?"
 SLOW_S = 1.5
 GATE_S = 4.0
-PIN = "4321"
 WAN_DOWN_AFTER_S = 15.0  # from the server's start: ~11 s into the call, after the agent's reply
 TIMEOUT_S = 55.0
 # Turn 1 is the cached greeting (told to the server as the agent's item): the request is turn 2.
@@ -57,6 +57,9 @@ PIN_SCRIPT = {"turn": [{"turn": 2, "say": "one_moment", "call": "collect_digits"
                         "arguments": {"purpose": "PIN"}, "then_say": "booked"}],
               "default": ["anything_else"]}  # fmt: skip
 
+CRM_PARAMETERS = {"type": "object", "properties": {"number": {"type": "string"},
+                                                  "name": {"type": "string"}},
+                  "required": ["number"]}  # fmt: skip
 Facts = dict[str, Any]
 Runner = Callable[[CallerVoice, Path], Awaitable[tuple[SimResult, Facts]]]
 
@@ -137,6 +140,32 @@ async def pin(voice: CallerVoice, out: Path) -> tuple[SimResult, Facts]:
     }
 
 
+async def pre_answer(voice: CallerVoice, out: Path) -> tuple[SimResult, Facts]:
+    server = LocalRealtimeServer(script=Script(), faults=Faults(latency_s=SLOW_S))
+    caller = _caller(WaitForVoice(200.0), WaitForSilence(600.0), Say(voice.request, "request"),
+                     WaitForVoice(200.0), WaitForSilence(600.0), HangUp("loop_drop"))  # fmt: skip
+    with crm() as (url, seen):
+
+        def profile(realtime: str) -> AgentProfile:
+            tools = tools_from_config({"http": [{
+                "name": "crm_lookup", "description": "Look a caller up by phone number.",
+                "url": url, "method": "GET", "parameters": CRM_PARAMETERS,
+            }]})  # fmt: skip
+            return replace(demo_profile(realtime), tools=tools, pre_answer_tool="crm_lookup")
+
+        result = await _with_server(server, [caller], CallConfig(capture_dir=out), profile)
+    record = result.records[0]
+    updates = [e for s in server.sessions for e in s.received if e.get("type") == "session.update"]
+    instructions = str(updates[0]["session"].get("instructions", "")) if updates else ""
+    return result, {
+        "cloud_think_s": SLOW_S,
+        "crm_got": seen,
+        "instructions_name_the_caller": "Alice Smith" in instructions,
+        "pre_answer_ms": record.pre_answer_ms if record else None,
+        "answer_to_audio_ms": record.answer_to_audio_ms if record else None,
+    }
+
+
 async def fax(voice: CallerVoice, out: Path) -> tuple[SimResult, Facts]:
     server = LocalRealtimeServer(script=Script())
     cycle = cng_cycle()
@@ -174,41 +203,11 @@ def cng_cycle(level_dbm0: float = -15.0) -> NDArray[np.int16]:
     return np.concatenate([burst, np.zeros(24000)]).astype(np.int16)
 
 
-@contextmanager
-def pin_bank() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A local HTTP endpoint that checks PINs (and, carelessly, echoes the PIN it got: the
-    model must still never see it): (its URL, the bodies it got)."""
-    seen: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            seen.append(body)
-            reply = {"valid": body.get("pin") == PIN, "echo": body.get("pin")}
-            answer = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/verify", seen
-    finally:
-        httpd.shutdown()
-        thread.join()
-        httpd.server_close()
-
-
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("greeting", "the cached greeting with the cloud 1.5 s slow", greeting),
     Scenario("pin", "a PIN typed on the keypad goes to its tool, never to the cloud", pin),
+    Scenario("pre-answer", "the caller looked up and the agent ready while it rings",
+             pre_answer),
     Scenario("fax", "a fax calls: declined before any cloud session", fax, "fax tone"),
     Scenario("wan-down", "the internet goes mid-call: hold, fallback, voicemail", wan_down,
              "cloud unavailable"),

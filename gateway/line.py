@@ -8,8 +8,10 @@ it (`await nursery.start(line.run)`), supervised like the link; the console call
 
 - `gateway.line_call`: the call-starter Protocol and what a call gets (`CallSpec`,
   `CallLine`, `HangupWatch`), outbound requests (`OutboundCall`, `DialResult`);
-- `gateway.line_fxo` (`FxoLine`: the box on a PSTN line) and `gateway.line_fxs` (`FxsLine`: a
-  phone plugged into the box), both on `gateway.line_base.LineActor`;
+- `gateway.line_fxo` (`FxoLine`: the box on a PSTN line; it places calls with
+  `gateway.line_fxo_dial`, its states in `gateway.line_fxo_state`) and `gateway.line_fxs`
+  (`FxsLine`: a phone plugged into the box), both on `gateway.line_base.LineActor` (its
+  running call: `gateway.line_running`);
 - `gateway.line_config` (`LineConfig.from_config`) and `gateway.line_rules` (caller rules,
   business hours, dial plan); `gateway.line_progress` (tone or voice while a call rings out).
 """

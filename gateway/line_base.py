@@ -9,8 +9,12 @@ one that passes audio through look the same. The main loop takes one inbox messa
 or a timer expiry (named deadlines on trio's clock, cleared on every state change), and runs
 the subclass's state machine; port commands are awaited there, one at a time.
 
-Subclasses (`gateway.line_fxo.FxoLine`, `gateway.line_fxs.FxsLine`) implement the `_on_*`
-hooks. Calls: see `gateway.line_call` for the contract with the call pipeline.
+The actor keeps its port's `health` (`gateway.line_health.LineHealth`): the frame task gives
+it each frame's level, the main loop the loop voltage and the port's loss and return; each
+call gets it on its `CallLine`. Subclasses (`gateway.line_fxo.FxoLine`,
+`gateway.line_fxs.FxsLine`) implement the `_on_*` hooks. Calls: the running call's
+bookkeeping (start, hang-up, pre-answer, signals, flash) is `gateway.line_running.CallKeeper`,
+a base of `LineActor`; `gateway.line_call` is the contract with the call pipeline.
 """
 
 from __future__ import annotations
@@ -18,14 +22,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import trio
 
-from dsp.callerid import CallerId
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.port import (
     AudioFrame,
@@ -43,27 +45,15 @@ from firmware_bridge.port import (
     RingStopped,
     ToneReported,
 )
-from gateway.line_call import (
-    CALL_CLEANUP_S,
-    CALL_FRAMES_BUFFER,
-    CALL_SIGNALS_BUFFER,
-    CallLine,
-    CallSignal,
-    CallSpec,
-    CallStarter,
-    DialOutcome,
-    DialResult,
-    Direction,
-    HangupWatch,
-    OutboundCall,
-)
+from gateway.line_call import CallSpec, CallStarter, DialOutcome, DialResult, OutboundCall
 from gateway.line_config import LineConfig
+from gateway.line_health import LineHealth
+from gateway.line_running import CallEnded, CallKeeper
 
 log = logging.getLogger(__name__)
 
 INBOX_BUFFER = 64  # line events are rare; a reconnect's burst of state events fits
 RELEASE_S = 2.0  # stopping: the on-hook / stop-ring command gets this long (link round trips)
-FLASH_GUARD_S = 0.5  # our own flash's loop-current drop is reported when the loop closes
 WallClock = Callable[[], datetime]
 
 
@@ -85,13 +75,7 @@ class PlaceCall:
 @dataclass(frozen=True, slots=True)
 class EndCall:
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallEnded:
-    """The call task returned (or raised) without the line hanging up."""
-
-    call_id: str
+    signal: str = "ended"  # the `HANGUP_SIGNALS` key the call's record gets
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +102,7 @@ class LineStats:
     callerid_errors: int = 0  # bursts heard but unreadable
 
 
-@dataclass(eq=False)
-class _Running:
-    spec: CallSpec
-    hangup: HangupWatch
-    frames_send: trio.MemorySendChannel[AudioFrame]
-    signals_send: trio.MemorySendChannel[CallSignal]
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    done: trio.Event = field(default_factory=trio.Event)
-
-
-class LineActor:
+class LineActor(CallKeeper):
     """One port's line state machine (see the module docstring); construct with
     `gateway.line.line_actor`. Construction does no I/O."""
 
@@ -141,10 +115,11 @@ class LineActor:
         self._wall_clock = wall_clock
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[Message](INBOX_BUFFER)
         self._timers: dict[str, float] = {}
-        self._call: _Running | None = None
+        self._call = None
         self._pending: PlaceCall | None = None
         self._flash_until = -math.inf
         self._nursery: trio.Nursery | None = None
+        self.health = LineHealth(port.port, port.kind, self.config.health, wall_clock)
 
     # --- public: the actor, and requests to it --------------------------------------------------
 
@@ -156,6 +131,7 @@ class LineActor:
                 self._nursery = nursery
                 nursery.start_soon(self._pump_events)
                 nursery.start_soon(self._pump_frames)
+                nursery.start_soon(self.health.watch)
                 task_status.started()
                 await self._serve()
                 nursery.cancel_scope.cancel(reason="port closed")
@@ -182,9 +158,9 @@ class LineActor:
         port's last `PortReady` as if it had just come."""
         self._post(ready)
 
-    async def end_call(self, reason: str) -> None:
+    async def end_call(self, reason: str, signal: str = "ended") -> None:
         """End the call (or call attempt) on this line, as the far end's hang-up would."""
-        await self._inbox_send.send(EndCall(reason))
+        await self._inbox_send.send(EndCall(reason, signal))
 
     @property
     def call(self) -> CallSpec | None:
@@ -251,6 +227,7 @@ class LineActor:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     pass  # the call stopped reading: it is ending
             self._on_frame(frame)
+            self.health.frame(frame.pcm, frame.concealed, trio.current_time())
 
     async def _serve(self) -> None:
         while True:
@@ -279,20 +256,23 @@ class LineActor:
                 self._resolve(DialOutcome.FAILED, f"port lost: {reason}")
                 self._clear_timers()
                 self._on_lost()
+                self.health.port_lost(reason)
             case PortReady():
                 log.info("line %d: %s port ready", self.port.port, self.port.kind)
                 await self._hang_up_call("port restarted", "port_restarted")
                 self._resolve(DialOutcome.FAILED, "port restarted")
                 self._clear_timers()
                 self._on_ready()
+                self.health.port_ready()
             case LineVoltageMeasured(volts=volts):
                 log.debug("line %d: line voltage %.1f V", self.port.port, volts)
+                self.health.voltage(volts, trio.current_time())
             case PlaceCall():
                 await self._place_request(msg)
-            case EndCall(reason=reason):
+            case EndCall(reason=reason, signal=signal):
                 if self._call is not None or self._pending is not None:
                     log.info("line %d: ending the call: %s", self.port.port, reason)
-                    await self._hang_up_call(reason)
+                    await self._hang_up_call(reason, signal)
                     self._resolve(DialOutcome.FAILED, reason)
                     await self._finish(reason)
             case CallEnded(call_id=call_id):
@@ -342,70 +322,3 @@ class LineActor:
             log.warning("line %d: %s failed: %s", self.port.port, what, exc)
             return False
         return True
-
-    # --- calls ----------------------------------------------------------------------------------
-
-    def _start_call(self, direction: Direction, profile: str, number: str = "",
-                    callerid: CallerId | None = None) -> CallSpec:  # fmt: skip
-        assert self._nursery is not None
-        assert self._call is None
-        spec = CallSpec(f"{self.port.port}-{uuid.uuid4().hex[:12]}", self.port.port,
-                        self.port.kind, direction, profile, number, callerid,
-                        trio.current_time())  # fmt: skip
-        frames_send, frames_recv = trio.open_memory_channel[AudioFrame](CALL_FRAMES_BUFFER)
-        signals_send, signals_recv = trio.open_memory_channel[CallSignal](CALL_SIGNALS_BUFFER)
-        running = _Running(spec, HangupWatch(), frames_send, signals_send)
-        line = CallLine(self.port, frames_recv, signals_recv, running.hangup, self._flash)
-        self._call = running
-        self.stats.calls += 1
-        log.info("line %d: call %s (%s) to agent %s", self.port.port, spec.call_id, direction,
-                 profile)  # fmt: skip
-        self._nursery.start_soon(self._run_call, running, line)
-        return spec
-
-    async def _run_call(self, running: _Running, line: CallLine) -> None:
-        try:
-            with running.scope:
-                await self._starter.run_call(running.spec, line)
-        except Exception:  # the line supervises its calls: a failed call must not end the line
-            log.error("line %d: call %s failed", self.port.port, running.spec.call_id,
-                      exc_info=True)  # fmt: skip
-        finally:
-            running.done.set()
-            running.frames_send.close()
-            running.signals_send.close()
-        if not running.hangup.hung_up:
-            await self._inbox_send.send(CallEnded(running.spec.call_id))
-
-    async def _hang_up_call(self, reason: str, signal: str = "ended") -> None:
-        """The line ends the running call (if any): the reason (and the `HANGUP_SIGNALS` key
-        of what showed it) first, then cancel, then give its cleanup `CALL_CLEANUP_S`."""
-        running, self._call = self._call, None
-        if running is None:
-            return
-        log.info("line %d: call %s hung up: %s", self.port.port, running.spec.call_id, reason)
-        running.hangup.set(reason, signal)
-        running.frames_send.close()
-        running.signals_send.close()
-        running.scope.cancel(reason=reason)
-        with trio.move_on_after(CALL_CLEANUP_S):
-            await running.done.wait()
-        if not running.done.is_set():
-            log.warning("line %d: call %s still cleaning up after %.1f s", self.port.port,
-                        running.spec.call_id, CALL_CLEANUP_S)  # fmt: skip
-
-    def _forward(self, signal: CallSignal) -> None:
-        if self._call is None:
-            return
-        try:
-            self._call.signals_send.send_nowait(signal)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            log.warning("line %d: the call did not take %r", self.port.port, signal)
-
-    async def _flash(self, duration_ms: float) -> None:
-        self._flash_until = trio.current_time() + duration_ms / 1000.0 + FLASH_GUARD_S
-        await self.port.flash(duration_ms)  # returns as the loop opens (spec §8.2)
-        self._flash_until = trio.current_time() + duration_ms / 1000.0 + FLASH_GUARD_S
-
-    def _flashing(self) -> bool:
-        return trio.current_time() < self._flash_until

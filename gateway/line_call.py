@@ -6,7 +6,10 @@ The contract, as `gateway.line` keeps it:
 
 - When a call is connected (FXO: we answered a ringing line, or the far end answered our
   dialling; FXS: the phone dialled a number or lifted a hotline, or answered our ringing) the
-  line actor runs `await starter.run_call(spec, line)` as a task in its own nursery.
+  line actor runs `await starter.run_call(spec, line)` as a task in its own nursery. FXO
+  pre-answer: the call starts while the line still rings (the caller ID decided it), with
+  `line.answered` unset; the line sets it when it goes off-hook, or hangs the call up
+  ("unanswered") when the caller gives up first.
 - The call ends itself by returning from `run_call` (the agent hung up, the cloud is gone for
   good): the line then hangs up (FXO: on-hook; FXS: reorder tone until the phone hangs up).
   An exception escaping `run_call` is logged with its traceback and ends the call the same way.
@@ -36,6 +39,7 @@ import trio
 
 from dsp.callerid import CallerId
 from firmware_bridge.port import AudioFrame, DtmfReported, HookFlashed, LinePort, PortKind
+from gateway.line_health import LineHealth
 
 CALL_FRAMES_BUFFER = 16  # 320 ms, as the port's own: a stalled uplink loses frames, not time
 CALL_SIGNALS_BUFFER = 16  # flashes and device digits: a few per second at most
@@ -43,6 +47,7 @@ CALL_CLEANUP_S = 2.0  # a hung-up call's shielded cleanup (its record) gets this
 
 Direction = Literal["inbound", "outbound"]
 CallSignal = HookFlashed | DtmfReported  # FXS hook-flash; digits a device detected (modem)
+DigitScreen = Callable[[trio.MemoryReceiveChannel[str]], trio.MemoryReceiveChannel[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +76,10 @@ HANGUP_SIGNALS = (
     "silence",  # FXO: nothing on the line for `silence_hangup_s`
     "on_hook",  # FXS: the phone was hung up
     "ended",  # the box ended it (console hangup, a tool, the line's own request)
+    "unanswered",  # FXO: the caller gave up while it rang (a call prepared before the answer)
     "fax", "modem",  # FXO: a fax or modem answered or called (`line.fxo.hangup_tones`)
     "port_lost", "port_restarted",  # the adapter went away or restarted
+    "emergency",  # an emergency number (`gateway.emergency`): the line goes to it
 )  # fmt: skip
 
 
@@ -105,16 +112,34 @@ class HangupWatch:
         return self.reason
 
 
+def _answered() -> trio.Event:
+    event = trio.Event()
+    event.set()
+    return event
+
+
 @dataclass(eq=False)
 class CallLine:
     """One call's view of its line: the port (send_audio, dial), the received audio and
-    signals the line forwards, the hang-up watch, and a flash that the line knows about."""
+    signals the line forwards, the hang-up watch, a flash that the line knows about, and the
+    line's health (`gateway.line_health`).
+    `answered` is set once the line is off-hook: a call prepared while the line still rings
+    (FXO pre-answer) opens its session then, and touches the line's audio only after."""
 
     port: LinePort
     frames: trio.MemoryReceiveChannel[AudioFrame]
     signals: trio.MemoryReceiveChannel[CallSignal]
     hangup: HangupWatch
     _flash: Callable[[float], Awaitable[None]]
+    answered: trio.Event = field(default_factory=_answered)
+    health: LineHealth | None = None  # the line's: the call hands it its figures at its end
+    digit_screen: DigitScreen | None = None  # FXS emergency numbers (`gateway.emergency`)
+
+    def screen_digits(self, digits: trio.MemoryReceiveChannel[str]
+                      ) -> trio.MemoryReceiveChannel[str]:  # fmt: skip
+        """The caller's `digits` as the agent may have them: an emergency number and what
+        may begin one are held back (`digit_screen`); unchanged without a screen."""
+        return digits if self.digit_screen is None else self.digit_screen(digits)
 
     async def flash(self, duration_ms: float = 600.0) -> None:
         """FXO: a hook flash of `duration_ms` (call waiting, transfer on a PBX); raises what

@@ -21,6 +21,8 @@ hotline = ""                          # an agent profile: off-hook goes straight
 dial_plan = { "0" = "operator", "1XX" = "extensions", "9." = "outside" }
 [line.ports.1.fxo]                    # port 1: its own settings over the ones above
 answer_after_rings = 4
+[line.health]                         # alarms: gateway.line_health.HealthConfig
+dead_after_s = 5.0
 ```
 
 `gateway.line` reads `LineConfig.for_port(n)`; the patterns and windows are `gateway.line_rules`.
@@ -29,7 +31,7 @@ answer_after_rings = 4
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,6 +41,7 @@ from firmware_bridge.messages import MAX_PORTS
 from firmware_bridge.port import US_RING_CADENCE_MS
 from gateway.config_checks import known_keys, table_at, typed
 from gateway.errors import ConfigError
+from gateway.line_health import HealthConfig
 from gateway.line_rules import (
     CallerRule,
     DialRule,
@@ -51,7 +54,10 @@ Source = Literal["auto", "audio", "port", "off"]
 SOURCES: tuple[Source, ...] = get_args(Source)
 CALLERID_STANDARDS: tuple[Standard, ...] = get_args(Standard)
 HANGUP_TONES = ("busy", "reorder", "dial", "sit", "fax", "modem")
+DECLINE_ACTIONS = ("ring", "message")
 MAX_RINGS = 20  # a caller gives up long before: ~2 minutes of US ringing
+EMERGENCY_KEYS = "0123456789*#"
+MAX_EMERGENCY_DIGITS = 8  # the longest are short codes behind a prefix (9-911)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +88,15 @@ class FxoConfig:
     no_answer_s: float = 45.0  # placing a call: ringing this long without an answer
     polarity_answer: bool = True  # a reversal while it rings is the far end's answer
     voice_answer: bool = True  # voice on the line while it rings is the answer
+    # The rules decided on the caller ID before the answer: start the call (open the agent's
+    # session, run its pre-answer tool) while the remaining rings ring.
+    pre_answer: bool = True
+    decline: str = "ring"  # a call the rules do not answer: "ring" (let it) or "message"
+    decline_audio: str = ""  # "message": this file (WAV / raw G.711); "" = the goodbye prompt
 
     def __post_init__(self) -> None:
         _check_range("fxo.answer_after_rings", self.answer_after_rings, 1, MAX_RINGS)
+        _check_choice("fxo.decline", self.decline, DECLINE_ACTIONS)
         _check_choice("fxo.callerid_source", self.callerid_source, SOURCES)
         _check_choice("fxo.callerid_standard", self.callerid_standard, CALLERID_STANDARDS)
         _check_choice("fxo.tone_source", self.tone_source, SOURCES[:3])
@@ -118,10 +130,15 @@ class FxsConfig:
     reorder_s: float = 30.0  # reorder this long, then silence until the phone hangs up
     ring_cadence_ms: tuple[int, ...] = US_RING_CADENCE_MS
     ring_timeout_s: float = 60.0  # an agent call the phone does not answer
+    # Never sent to an agent: put through to an FXO line (`gateway.emergency`); () = off.
+    # NANP and GSM/EU: set your country's (UK: 999 and 112).
+    emergency_numbers: tuple[str, ...] = ("911", "112")
+    emergency_route: str = "fxo"  # "fxo": the adapter's first FXO port; "fxo:N": port N
 
     def __post_init__(self) -> None:
         if not self.hotline and not self.dial_plan:
             raise ConfigError("line.fxs: neither a hotline nor a dial_plan: nobody to call")
+        _check_emergency(self.emergency_numbers, self.emergency_route)
         for key in ("first_digit_s", "interdigit_s", "reorder_s", "ring_timeout_s"):
             _check_range(f"fxs.{key}", getattr(self, key), 0.1, 600.0)
         _check_range("fxs.hotline_delay_s", self.hotline_delay_s, 0.0, 60.0)
@@ -141,6 +158,7 @@ class LineConfig:
     fxo: FxoConfig = field(default_factory=FxoConfig)
     fxs: FxsConfig = field(default_factory=FxsConfig)
     ports: Mapping[int, LineConfig] = field(default_factory=dict)
+    health: HealthConfig = field(default_factory=HealthConfig)  # every port's (no override)
 
     def __post_init__(self) -> None:
         _check_choice("tone_plan", self.tone_plan, tuple(PLANS))
@@ -160,7 +178,7 @@ class LineConfig:
     @classmethod
     def from_config(cls, table: Mapping[str, Any], where: str = "line") -> LineConfig:
         """`LineConfig` from a parsed TOML table; `ConfigError` names the bad key."""
-        known_keys(table, ("tone_plan", "fxo", "fxs", "ports"), where)
+        known_keys(table, ("tone_plan", "fxo", "fxs", "ports", "health"), where)
         ports_table = table_at(table.get("ports", {}), f"{where}.ports")
         ports: dict[int, LineConfig] = {}
         for name, override in ports_table.items():
@@ -169,7 +187,11 @@ class LineConfig:
             known_keys(table_at(override, key), ("tone_plan", "fxo", "fxs"), key)
             ports[port] = _one(_merged(table, override), key)
         base = _one(table, where)
-        return cls(base.tone_plan, base.fxo, base.fxs, ports)
+        health = HealthConfig.from_table(
+            table_at(table.get("health", {}), f"{where}.health"), f"{where}.health"
+        )
+        ports = {p: replace(cfg, health=health) for p, cfg in ports.items()}
+        return cls(base.tone_plan, base.fxo, base.fxs, ports, health)
 
 
 # --- reading a config table ------------------------------------------------------------------
@@ -200,7 +222,8 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-_SPECIAL = {"rules", "allow", "deny", "hangup_tones", "dial_plan", "ring_cadence_ms"}
+_SPECIAL = {"rules", "allow", "deny", "hangup_tones", "dial_plan", "ring_cadence_ms",
+            "emergency_numbers"}  # fmt: skip
 
 
 def _fxo(table: Mapping[str, Any], key: str) -> FxoConfig:
@@ -230,6 +253,9 @@ def _fxs(table: Mapping[str, Any], key: str) -> FxsConfig:
             raise ConfigError(f"{key}.ring_cadence_ms must be an array of integers, got "
                               f"{cadence!r}")  # fmt: skip
         values["ring_cadence_ms"] = tuple(cadence)
+    if "emergency_numbers" in table:
+        numbers = _strings(table["emergency_numbers"], f"{key}.emergency_numbers")
+        values["emergency_numbers"] = tuple(numbers)
     return FxsConfig(**values)
 
 
@@ -302,6 +328,17 @@ def _port_number(name: object, key: str) -> int:
 def _check_choice(key: str, value: object, allowed: tuple[object, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"line.{key} {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _check_emergency(numbers: tuple[str, ...], route: str) -> None:
+    for number in numbers:
+        if not 1 <= len(number) <= MAX_EMERGENCY_DIGITS or not set(number) <= set(EMERGENCY_KEYS):
+            raise ConfigError(f"line.fxs.emergency_numbers: {number!r} is not 1-"
+                              f"{MAX_EMERGENCY_DIGITS} keys of {EMERGENCY_KEYS}")  # fmt: skip
+    kind, colon, port = route.partition(":")
+    if kind != "fxo" or (colon and not (port.isdigit() and int(port) < MAX_PORTS)):
+        raise ConfigError(f"line.fxs.emergency_route {route!r} is not \"fxo\" or \"fxo:N\" "
+                          f"(N a port number 0..{MAX_PORTS - 1})")  # fmt: skip
 
 
 def _check_range(key: str, value: float, low: float, high: float) -> None:

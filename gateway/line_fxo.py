@@ -14,14 +14,14 @@ device (`CallerIdReported`, a voice modem) or decoded here from the audio (`dsp.
 tipring adapter passes the FSK through); answering on ring 1 waits up to `callerid_wait_s`
 for it. The far end is gone on a loop-current drop (not our own flash), a polarity reversal,
 a hang-up tone (`hangup_tones`: from the device, or `dsp.tones` on the audio), or
-`silence_hangup_s` without a frame above `silence_dbm0`. A placed call is answered on a
-polarity reversal, on voice (`gateway.line_progress`), or when ringback was heard and stopped.
+`silence_hangup_s` without a frame above `silence_dbm0`. Placing a call (seize, dial tone,
+dialling, progress, the answer) and EMERGENCY are `gateway.line_fxo_dial.FxoDialling`, a base
+of `FxoLine`; the states and timers are named in `gateway.line_fxo_state`.
 """
 
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 from typing import assert_never
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,6 @@ from numpy.typing import NDArray
 
 from dsp.callerid import CallerId, CallerIdDecoder
 from dsp.levels import LevelMeter
-from dsp.tone_plans import get_plan
 from dsp.tones import ToneDetector
 from firmware_bridge.modem import VoiceModem
 from firmware_bridge.port import (
@@ -47,39 +46,17 @@ from firmware_bridge.port import (
     RingStopped,
     ToneReported,
 )
-from gateway.line_base import LineActor, Signal, VoiceHeard, WallClock, utc_now
-from gateway.line_call import CallStarter, DialOutcome, OutboundCall
+from gateway.line_base import Signal, VoiceHeard, WallClock, utc_now
+from gateway.line_call import CallStarter, DialOutcome
 from gateway.line_config import LineConfig, Source
-from gateway.line_progress import Heard, ProgressEar
-from gateway.line_rules import decide, local_time
+from gateway.line_fxo_dial import FxoDialling
+from gateway.line_fxo_state import FxoState, FxoTimer
+from gateway.line_message import MESSAGE_TAIL_S, LocalMessage
+from gateway.line_rules import Decision, decide, local_time
+
+__all__ = ["FxoLine", "FxoState", "FxoTimer"]
 
 log = logging.getLogger(__name__)
-
-DIAL_DIGITS = frozenset("0123456789*#ABCD")
-RINGBACK_MARGIN_S = 1.5  # ringback's longest silent segment plus this, without tone: it stopped
-FAILURE_TONES = {"busy": DialOutcome.BUSY, "reorder": DialOutcome.BUSY,
-                 "sit": DialOutcome.FAILED, "dial": DialOutcome.FAILED,
-                 "fax": DialOutcome.FAILED, "modem": DialOutcome.FAILED}  # fmt: skip
-
-
-class FxoState(StrEnum):
-    DOWN = "down"  # no PortReady since start or PortLost
-    IDLE = "idle"  # on-hook, quiet
-    RINGING = "ringing"  # counting rings, reading caller ID
-    LETTING_RING = "letting_ring"  # not answering this one: until the ringing stops
-    SEIZED = "seized"  # placing a call: off-hook, waiting for dial tone
-    DIALING = "dialing"  # the port sends the digits
-    PROGRESS = "progress"  # listening for ringback, busy, the answer
-    CONNECTED = "connected"  # a call runs
-
-
-class FxoTimer(StrEnum):
-    RING_GAP = "ring_gap"  # RINGING / LETTING_RING: the caller gave up
-    CALLERID = "callerid"  # RINGING, answering on ring 1: stop waiting for caller ID
-    DIAL_TONE = "dial_tone"  # SEIZED: dial (blind) or give up
-    NO_ANSWER = "no_answer"  # PROGRESS
-    RINGBACK_GONE = "ringback_gone"  # PROGRESS: ringback heard, then stopped: answered
-    SILENCE = "silence"  # CONNECTED: pushed on by every frame above silence_dbm0
 
 
 def _source(configured: Source, port: LinePort) -> Source:
@@ -90,7 +67,7 @@ def _source(configured: Source, port: LinePort) -> Source:
     return "port" if isinstance(port, VoiceModem) else "audio"
 
 
-class FxoLine(LineActor):
+class FxoLine(FxoDialling):
     """The line actor of one FXO port; see the module docstring."""
 
     def __init__(self, port: LinePort, config: LineConfig, starter: CallStarter,
@@ -106,14 +83,11 @@ class FxoLine(LineActor):
             self._cid = CallerIdDecoder(cfg.callerid_standard)
         self._tones: ToneDetector | None = None
         if _source(cfg.tone_source, port) == "audio":
-            self._tones = ToneDetector(self.config.tone_plan)
+            self._tones = ToneDetector(self.config.tone_plan, hangup_watch=True)
         self._meter = LevelMeter()
-        self._ear = ProgressEar()
-        self._ringback_gap_s = max(get_plan(self.config.tone_plan).tone("ringback").cadence_ms,
-                                   default=0) / 1000.0 + RINGBACK_MARGIN_S  # fmt: skip
-        self._ringback_heard = False
-        self._voice_posted = False
-        self._number = ""
+        self._init_dialling()
+        self._decision: Decision | None = None  # taken on the caller ID, before the answer
+        self._message = LocalMessage()
 
     def _enter(self, state: FxoState) -> None:
         if state is not self.state:
@@ -121,14 +95,13 @@ class FxoLine(LineActor):
         self.state = state
         self._clear_timers()
         if state is FxoState.IDLE:
-            self.rings, self.callerid = 0, None
+            self.rings, self.callerid, self._decision = 0, None, None
             if self._cid is not None:
                 self._cid.reset()
         if state in (FxoState.SEIZED, FxoState.PROGRESS, FxoState.CONNECTED) and self._tones:
             self._tones.reset()
         if state is FxoState.PROGRESS:
-            self._ear.reset()
-            self._ringback_heard = self._voice_posted = False
+            self._reset_progress()
         if state is FxoState.CONNECTED:
             self._meter.reset()
             if self.cfg.silence_hangup_s:
@@ -148,6 +121,9 @@ class FxoLine(LineActor):
         return None if self.state is FxoState.IDLE else DialOutcome.IN_USE
 
     async def _finish(self, reason: str) -> None:
+        if self.state is FxoState.RINGING:  # a call prepared while it rang ended itself
+            self._let_ring()
+            return
         if self.state not in (FxoState.IDLE, FxoState.DOWN):
             await self._command("on_hook", self.port.on_hook)
             self._enter(FxoState.IDLE)
@@ -167,8 +143,10 @@ class FxoLine(LineActor):
                     self._listen_progress(frame.pcm)
                 elif self.state is FxoState.CONNECTED:
                     self._listen_silence(frame.pcm)
-            case FxoState.DOWN | FxoState.DIALING:
-                pass  # dialling: our own DTMF comes back as echo
+            case FxoState.MESSAGE:
+                self.port.send_audio(self._message.frame())
+            case FxoState.DOWN | FxoState.DIALING | FxoState.EMERGENCY:
+                pass  # dialling: our own DTMF comes back as echo; emergency: a person listens
             case _:
                 assert_never(self.state)
 
@@ -202,21 +180,20 @@ class FxoLine(LineActor):
         match timer:
             case FxoTimer.RING_GAP:
                 log.info("line %d: ringing stopped after %d rings", self.port.port, self.rings)
+                await self._hang_up_call("the caller gave up while it rang", "unanswered")
                 self._enter(FxoState.IDLE)
             case FxoTimer.CALLERID:
                 await self._decide()
             case FxoTimer.DIAL_TONE:
-                if self.cfg.blind_dial:
-                    log.info("line %d: no dial tone: dialling anyway", self.port.port)
-                    await self._dial()
-                else:
-                    await self._fail(DialOutcome.FAILED, "no dial tone")
+                await self._dial_tone_missing()
             case FxoTimer.NO_ANSWER:
                 await self._fail(DialOutcome.NO_ANSWER, f"{self.cfg.no_answer_s:g} s")
             case FxoTimer.RINGBACK_GONE:
                 self._answered("ringback stopped")
             case FxoTimer.SILENCE:
                 await self._far_end_gone(f"silence for {self.cfg.silence_hangup_s:g} s", "silence")
+            case FxoTimer.MESSAGE_END:
+                await self._finish("local message played")
             case _:
                 assert_never(timer)
 
@@ -232,6 +209,8 @@ class FxoLine(LineActor):
         log.debug("line %d: ring %d", self.port.port, self.rings)
         if self._timers.pop(FxoTimer.CALLERID, None) is not None:
             await self._decide()  # the caller ID window is over
+        elif self.state is FxoState.RINGING and self.rings >= 2:
+            await self._prepare()  # no caller ID came with ring 1: decide without it
 
     async def _ring_stopped(self) -> None:
         if self.state not in (FxoState.RINGING, FxoState.LETTING_RING):
@@ -252,25 +231,62 @@ class FxoLine(LineActor):
                  callerid.number_reason or "-", callerid.name or "")  # fmt: skip
         if self._timers.pop(FxoTimer.CALLERID, None) is not None:
             await self._decide()
+        elif self.state is FxoState.RINGING:
+            await self._prepare()
+
+    def _decision_now(self) -> Decision:
+        if self._decision is None:
+            cfg = self.cfg
+            local = local_time(self._wall_clock(), self._tz)
+            self._decision = decide(self.callerid, local, allow=cfg.allow, deny=cfg.deny,
+                                    rules=cfg.rules,
+                                    default_profile=cfg.default_profile)  # fmt: skip
+        return self._decision
+
+    async def _prepare(self) -> None:
+        """The caller is known (or will not be) before the answer: decline now, or start the
+        call (its session opens) while the remaining rings ring."""
+        if self._decision is not None:
+            return
+        decision = self._decision_now()
+        if not decision.answer:
+            await self._decline(decision)
+        elif self.cfg.pre_answer and self._call is None:
+            log.info("line %d: preparing agent %s on ring %d (%s)", self.port.port,
+                     decision.profile, self.rings, decision.why)  # fmt: skip
+            self._start_call("inbound", decision.profile, callerid=self.callerid,
+                             answered=False)  # fmt: skip
 
     async def _decide(self) -> None:
         if self.state is not FxoState.RINGING:
             return
-        cfg = self.cfg
-        local = local_time(self._wall_clock(), self._tz)
-        decision = decide(self.callerid, local, allow=cfg.allow, deny=cfg.deny,
-                          rules=cfg.rules, default_profile=cfg.default_profile)  # fmt: skip
+        decision = self._decision_now()
         if not decision.answer:
-            log.info("line %d: not answering: %s", self.port.port, decision.why)
-            self._let_ring()
+            await self._decline(decision)
             return
         log.info("line %d: answering on ring %d with agent %s (%s)", self.port.port,
                  self.rings, decision.profile, decision.why)  # fmt: skip
         if not await self._command("off_hook", self.port.off_hook):
+            await self._hang_up_call("off-hook failed", "ended")
             self._let_ring()
             return
         self._enter(FxoState.CONNECTED)
-        self._start_call("inbound", decision.profile, callerid=self.callerid)
+        if self._call is not None:  # prepared while it rang
+            self._answer_call()
+        else:
+            self._start_call("inbound", decision.profile, callerid=self.callerid)
+
+    async def _decline(self, decision: Decision) -> None:
+        log.info("line %d: not answering: %s", self.port.port, decision.why)
+        if self.cfg.decline != "message":
+            self._let_ring()
+            return
+        duration_s = await self._message.load(self.cfg.decline_audio)
+        if not await self._command("off_hook", self.port.off_hook):
+            self._let_ring()
+            return
+        self._enter(FxoState.MESSAGE)
+        self._set_timer(FxoTimer.MESSAGE_END, duration_s + MESSAGE_TAIL_S)
 
     def _let_ring(self) -> None:
         self._enter(FxoState.LETTING_RING)
@@ -284,7 +300,9 @@ class FxoLine(LineActor):
         await self._finish(why)
 
     async def _loop_dropped(self, duration_ms: float) -> None:
-        if self.state not in (FxoState.CONNECTED, FxoState.PROGRESS) or self._flashing():
+        if self.state not in (FxoState.CONNECTED, FxoState.PROGRESS, FxoState.EMERGENCY) or (
+            self._flashing()
+        ):
             return
         # The voice modem does not measure the drop (0.0): take it as a disconnect.
         if 0.0 < duration_ms < self.cfg.loop_drop_min_ms:
@@ -306,49 +324,8 @@ class FxoLine(LineActor):
         log.debug("line %d: %s tone in state %s", self.port.port, tone, self.state)
         if self.state is FxoState.CONNECTED and tone in self.cfg.hangup_tones:
             await self._far_end_gone(f"{tone} tone", tone)
-        elif self.state is FxoState.SEIZED and tone == "dial":
-            await self._dial()
-        elif self.state is FxoState.PROGRESS and tone == "ringback":
-            self._ringback_heard = True
-            self._set_timer(FxoTimer.RINGBACK_GONE, self._ringback_gap_s)
-        elif self.state is FxoState.PROGRESS and tone in FAILURE_TONES:
-            await self._fail(FAILURE_TONES[tone], f"{tone} tone")
-
-    # --- outgoing ---------------------------------------------------------------------------------
-
-    async def _place(self, call: OutboundCall) -> None:
-        number = call.number.upper()
-        if not number or not set(number) <= DIAL_DIGITS:
-            self._resolve(DialOutcome.FAILED, f"{call.number!r} is not a number to dial")
-            return
-        self._number = number
-        self._enter(FxoState.SEIZED)
-        log.info("line %d: calling %s for agent %s", self.port.port, number, call.profile)
-        if not await self._command("off_hook", self.port.off_hook):
-            await self._fail(DialOutcome.FAILED, "off-hook failed")
-            return
-        self._set_timer(FxoTimer.DIAL_TONE, self.cfg.dial_tone_wait_s)
-
-    async def _dial(self) -> None:
-        self._enter(FxoState.DIALING)
-        if not await self._command("dial", lambda: self.port.dial(self._number)):
-            await self._fail(DialOutcome.FAILED, "dialling failed")
-            return
-        if self.state is FxoState.DIALING:  # not lost meanwhile
-            self._enter(FxoState.PROGRESS)
-            self._set_timer(FxoTimer.NO_ANSWER, self.cfg.no_answer_s)
-
-    def _answered(self, how: str) -> None:
-        request = self._pending
-        assert request is not None
-        log.info("line %d: %s answered (%s)", self.port.port, self._number, how)
-        self._enter(FxoState.CONNECTED)
-        spec = self._start_call("outbound", request.call.profile, number=self._number)
-        self._resolve(DialOutcome.ANSWERED, how, spec.call_id)
-
-    async def _fail(self, outcome: DialOutcome, detail: str) -> None:
-        self._resolve(outcome, detail)
-        await self._finish(detail)
+        else:
+            await self._progress_tone(tone)
 
     # --- the frame task's detectors -------------------------------------------------------------
 
@@ -366,14 +343,6 @@ class FxoLine(LineActor):
         if self._tones is not None:
             for tone in self._tones.feed(pcm):
                 self._post(ToneReported(self.port.port, tone.tone))
-
-    def _listen_progress(self, pcm: NDArray[np.int16]) -> None:
-        heard = self._ear.hear(pcm)
-        if heard is Heard.TONE and self._ringback_heard:
-            self._set_timer(FxoTimer.RINGBACK_GONE, self._ringback_gap_s)
-        if self._ear.answered and not self._voice_posted:
-            self._voice_posted = True
-            self._post(VoiceHeard())
 
     def _listen_silence(self, pcm: NDArray[np.int16]) -> None:
         if self.cfg.silence_hangup_s and self._meter.process(pcm) > self.cfg.silence_dbm0:

@@ -18,7 +18,9 @@ audio while the phone is off-hook): dial tone, reorder, or silence while digits 
 Digits are DTMF in the received audio (`dsp.dtmf`), or `DtmfReported` from a device that
 detects them; `#` ends a number early. WARM is a warm line: dial tone, and the hotline agent
 after `hotline_delay_s` unless a digit comes first. A hook-flash before a call gives fresh
-dial tone; in a call it goes to the call.
+dial tone; in a call it goes to the call. Emergency numbers (`emergency_numbers`) are checked
+before the dial plan and go to `gateway.emergency` (profile `EMERGENCY_PROFILE`), as does one
+pressed in an agent call (the router's screen asks with `place_call`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from firmware_bridge.port import (
     RingStopped,
     ToneReported,
 )
-from gateway.line_base import LineActor, Signal, VoiceHeard, WallClock, utc_now
+from gateway.emergency_digits import EMERGENCY_PROFILE, Match, match_emergency
+from gateway.line_base import LineActor, PlaceCall, Signal, VoiceHeard, WallClock, utc_now
 from gateway.line_call import CallSpec, CallStarter, DialOutcome, Direction, OutboundCall
 from gateway.line_config import LineConfig
 from gateway.line_rules import match_dial_plan
@@ -216,6 +219,9 @@ class FxsLine(LineActor):
         if self.state is not FxsState.DIGITS:
             self._enter(FxsState.DIGITS)
         self._clear_timers()
+        if match_emergency(self.cfg.emergency_numbers, self.digits + digit) is Match.NUMBER:
+            self._connect("inbound", EMERGENCY_PROFILE, number=self.digits + digit)
+            return  # before the dial plan: never an agent (gateway.emergency)
         routed = match_dial_plan(self.cfg.dial_plan, self.digits + digit)
         if digit == "#" and self.digits and not routed.profile and not routed.more:
             self._route(final=True)  # '#' ends the number, unless the plan dials it
@@ -226,9 +232,11 @@ class FxsLine(LineActor):
 
     def _route(self, *, final: bool) -> None:
         routed = match_dial_plan(self.cfg.dial_plan, self.digits)
-        if routed.profile and (final or not routed.more):
+        emergency = match_emergency(self.cfg.emergency_numbers, self.digits)
+        more = routed.more or emergency is Match.PREFIX  # wait: it may become one
+        if routed.profile and (final or not more):
             self._connect("inbound", routed.profile, number=self.digits)
-        elif final or not routed.more:
+        elif final or not more:
             self._reorder_because(f"no agent for {self.digits!r}")
         else:
             self._set_timer(FxsTimer.INTERDIGIT, self.cfg.interdigit_s)
@@ -241,6 +249,22 @@ class FxsLine(LineActor):
                  callerid: CallerId | None = None) -> CallSpec:  # fmt: skip
         self._enter(FxsState.CONNECTED)
         return self._start_call(direction, profile, number, callerid)
+
+    async def _place_request(self, request: PlaceCall) -> None:
+        """An emergency number pressed in an agent call (`gateway.emergency`): the agent call
+        ends and the phone goes through to the FXO line."""
+        call = request.call
+        if call.profile != EMERGENCY_PROFILE:
+            await super()._place_request(request)
+            return
+        if self.state is not FxsState.CONNECTED:  # the phone hung up meanwhile
+            self._pending = request
+            self._resolve(DialOutcome.FAILED, "the phone is not in a call")
+            return
+        await self._hang_up_call(f"emergency number {call.number} pressed", "emergency")
+        self._pending = request
+        spec = self._connect("inbound", EMERGENCY_PROFILE, number=call.number)
+        self._resolve(DialOutcome.ANSWERED, "emergency", spec.call_id)
 
     # --- calls the agent places -------------------------------------------------------------------
 

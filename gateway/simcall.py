@@ -241,7 +241,8 @@ async def run_sim_calls(callers: Sequence[SimCaller], *, script: Script,
                         realtime_url: str | None = None, config: CallConfig | None = None,
                         timeout_s: float = 60.0, watch: bool = False,
                         profile: Callable[[str], AgentProfile] = demo_profile,
-                        modem: ModemProfile | None = None) -> SimResult:  # fmt: skip
+                        modem: ModemProfile | None = None,
+                        line_config: LineConfig = LINE_CONFIG) -> SimResult:  # fmt: skip
     """Run one call per caller at once, on the real clock, until every call has ended and its
     record is written (or `timeout_s`: the calls still up are cut, `timed_out` set). The local
     server runs `script` unless `realtime_url` names another server. `modem`: the line is
@@ -264,7 +265,7 @@ async def run_sim_calls(callers: Sequence[SimCaller], *, script: Script,
                 url = await nursery.start(server.run)
             path = await nursery.start(sim.run)
             pipeline_for = pipeline_factory(profile(url), config or CallConfig())
-            appliance = Appliance(path, pipeline_for, modem=modem is not None)
+            appliance = Appliance(path, pipeline_for, line_config, modem=modem is not None)
             await nursery.start(appliance.run)
             sim.dial_in()
             done = appliance.records

@@ -29,9 +29,11 @@ from gateway.store_retention import Pruned, Retention, prune
 from gateway.store_schema import SCHEMA_VERSION, StoreError, configure, migrate, schema_version
 from gateway.store_types import (
     INTERRUPTED_BY,
+    LINE_COLUMNS,
     CallBegun,
     CallCounts,
     CallFinished,
+    LineAlarmChanged,
     Status,
     StoredCall,
     StoredLine,
@@ -45,7 +47,8 @@ from gateway.store_types import (
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("call_id, port, direction, profile, number, name, dialled, started_at, updated_at, "
-            "ended_at, ended_by, status, metrics, dtmf, voicemail, captures")  # fmt: skip
+            "ended_at, ended_by, status, metrics, dtmf, voicemail, captures, "
+            + ", ".join(LINE_COLUMNS) + ", line_alarms")  # fmt: skip
 
 
 class CallStore:
@@ -129,6 +132,8 @@ class CallStore:
                             self._append(op)
                         case CallFinished():
                             self._finish(op)
+                        case LineAlarmChanged():
+                            self._alarm(op)
                         case _:
                             assert_never(op)
         except sqlite3.Error as exc:
@@ -203,6 +208,8 @@ class CallStore:
                 op.begun.call_id,
             ),
         )
+        if op.line_health is not None:
+            self._line_figures(op.begun.call_id, op.line_health)
         self._write_transcript(op.begun.call_id, op.transcript, ended_at)
         self._conn.execute("DELETE FROM tool_calls WHERE call_id = ?", (op.begun.call_id,))
         self._conn.executemany(
@@ -222,6 +229,23 @@ class CallStore:
                 for seq, t in enumerate(op.tool_calls)
             ],
         )
+
+    def _line_figures(self, call_id: str, figures: dict[str, Any]) -> None:
+        sets = ", ".join(f"{name} = ?" for name in LINE_COLUMNS)
+        self._conn.execute(
+            f"UPDATE calls SET {sets}, line_alarms = ? WHERE call_id = ?",
+            (*(_number(figures.get(name)) for name in LINE_COLUMNS),
+             json.dumps([str(a) for a in figures.get("alarms", ())]), call_id),
+        )  # fmt: skip
+
+    def _alarm(self, op: LineAlarmChanged) -> None:
+        self._conn.execute(
+            "INSERT INTO line_alarms (port, alarm, raised_at, detail, cleared_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (port, alarm, raised_at) "
+            "DO UPDATE SET cleared_at = excluded.cleared_at",
+            (op.port, op.alarm, to_text(op.raised_at), op.detail,
+             None if op.cleared_at is None else to_text(op.cleared_at)),
+        )  # fmt: skip
 
     def _write_transcript(self, call_id: str, final: Sequence[tuple[str, str]],
                           ended_at: str) -> None:  # fmt: skip
@@ -266,6 +290,16 @@ class CallStore:
         rows = self._read(f"SELECT {_COLUMNS} FROM calls WHERE call_id = ?", (call_id,))
         return self._details(_call(rows[0])) if rows else None
 
+    def alarms(self, limit: int = 50) -> list[LineAlarmChanged]:
+        """The lines' latest `limit` alarms (raised, and cleared if they were), newest first."""
+        rows = self._read(
+            "SELECT port, alarm, detail, raised_at, cleared_at FROM line_alarms "
+            "ORDER BY raised_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [LineAlarmChanged(int(p), a, d, from_text(r), None if c is None else from_text(c))
+                for p, a, d, r, c in rows]  # fmt: skip
+
     def counts(self, since: datetime | None = None) -> CallCounts:
         """How many calls there are in each state (started at or after `since`)."""
         rows = self._read(
@@ -299,12 +333,20 @@ class CallStore:
 
 def _call(row: Sequence[Any]) -> StoredCall:
     (call_id, port, direction, profile, number, name, dialled, started_at, updated_at,
-     ended_at, ended_by, status, metrics, dtmf, voicemail, captures) = row  # fmt: skip
+     ended_at, ended_by, status, metrics, dtmf, voicemail, captures) = row[:16]  # fmt: skip
+    figures, alarms = row[16:-1], _json(row[-1], [])
+    line: dict[str, Any] = {}
+    if alarms or any(v is not None for v in figures):
+        line = {**dict(zip(LINE_COLUMNS, figures, strict=True)), "alarms": alarms}
     return StoredCall(call_id, int(port), direction, profile, number, name, dialled,
                       from_text(started_at), from_text(updated_at),
                       None if ended_at is None else from_text(ended_at), ended_by,
                       cast(Status, status), _json(metrics, {}), dtmf, voicemail,
-                      tuple(_json(captures, [])))  # fmt: skip
+                      tuple(_json(captures, [])), line_health=line)  # fmt: skip
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _json(text: str, default: Any) -> Any:

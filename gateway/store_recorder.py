@@ -30,6 +30,7 @@ from gateway.store_schema import StoreError
 from gateway.store_types import (
     CallBegun,
     CallCounts,
+    LineAlarmChanged,
     StoredCall,
     StoreOp,
     TranscriptAppended,
@@ -39,6 +40,7 @@ from gateway.store_types import (
 if TYPE_CHECKING:
     from dsp.callerid_message import CallerId
     from gateway.call_metrics import CallRecord
+    from gateway.line_health import Alarm
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,11 @@ class CallStoreRecorder:
     def on_record(self, record: CallRecord) -> None:
         """The call ended (`CallPipeline(on_record=...)`): its final record."""
         self._queue(call_finished(record, self._dialled.pop(record.call_id, "")))
+
+    def on_line_alarm(self, port: int, alarm: Alarm) -> None:
+        """A line's alarm was raised or cleared (`LineHealth.on_alarm`)."""
+        self._queue(LineAlarmChanged(port, alarm.name, alarm.detail, alarm.raised_at,
+                                     alarm.cleared_at))  # fmt: skip
 
     def _queue(self, op: StoreOp) -> None:
         self._pending.append(op)
@@ -199,6 +206,10 @@ class CallStoreRecorder:
     async def counts(self, since: datetime | None = None) -> CallCounts:
         return await self._read(lambda r: r.counts(since))
 
+    async def alarms(self, limit: int = 50) -> list[LineAlarmChanged]:
+        """The lines' latest alarms, newest first."""
+        return await self._read(lambda r: r.alarms(limit))
+
     async def _read(self, query: Callable[[CallStore], T]) -> T:
         async with self._read_lock:
             if self._reader is None:
@@ -225,4 +236,6 @@ def _apply(store: CallStore, batch: list[StoreOp]) -> None:
 
 
 def _call_id(op: StoreOp) -> str:
+    if isinstance(op, LineAlarmChanged):
+        return f"(line {op.port} alarm)"
     return op.call_id if isinstance(op, CallBegun | TranscriptAppended) else op.begun.call_id

@@ -12,6 +12,9 @@ History:
 - v2: the digits the caller pressed and the capture files move out of the metrics JSON into
   columns (the export and retention read them); the dialled number; a tool call's id and
   whether the session took its output; an index on status (recovery and counts read it).
+- v3: line health (`gateway.line_health`): the line's figures at the call's end in columns
+  (noise floor, loop volts, send and receive levels, ERL, echo delay, the alarms up then), and
+  the lines' alarms as rows (`line_alarms`: raised and cleared).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from gateway.errors import GatewayError
 SYNCHRONOUS = "FULL"
 BUSY_TIMEOUT_MS = 5000  # a reader may briefly hold the WAL during a checkpoint
 JOURNAL_SIZE_LIMIT_BYTES = 4 << 20  # truncate the WAL back to this after checkpoints
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(GatewayError):
@@ -95,6 +98,26 @@ CREATE INDEX calls_status ON calls (status);
 """
 
 
+_V3 = """
+ALTER TABLE calls ADD COLUMN noise_dbm0 REAL;
+ALTER TABLE calls ADD COLUMN loop_volts REAL;
+ALTER TABLE calls ADD COLUMN send_dbm0 REAL;
+ALTER TABLE calls ADD COLUMN receive_dbm0 REAL;
+ALTER TABLE calls ADD COLUMN erl_db REAL;
+ALTER TABLE calls ADD COLUMN echo_delay_ms REAL;
+ALTER TABLE calls ADD COLUMN line_alarms TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE line_alarms (
+    port INTEGER NOT NULL,
+    alarm TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    cleared_at TEXT,
+    PRIMARY KEY (port, alarm, raised_at)
+) WITHOUT ROWID;
+CREATE INDEX line_alarms_raised ON line_alarms (raised_at);
+"""
+
+
 def _run_script(script: str) -> Callable[[sqlite3.Connection], None]:
     def step(conn: sqlite3.Connection) -> None:
         # executescript() would COMMIT first; run statement by statement inside our transaction
@@ -105,7 +128,11 @@ def _run_script(script: str) -> Callable[[sqlite3.Connection], None]:
     return step
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_run_script(_V1), _run_script(_V2))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _run_script(_V1),
+    _run_script(_V2),
+    _run_script(_V3),
+)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

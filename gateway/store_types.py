@@ -1,6 +1,7 @@
 """What the call store keeps and hands back: the writes (`CallBegun`, `TranscriptAppended`,
-`CallFinished`), the calls as read (`StoredCall`, `CallCounts`), and `call_finished(record)`,
-which turns the call pipeline's `CallRecord` into the write that finalises it.
+`CallFinished`, a line's `LineAlarmChanged`), the calls as read (`StoredCall`, `CallCounts`),
+and `call_finished(record)`, which turns the call pipeline's `CallRecord` into the write that
+finalises it.
 
 Times are aware datetimes; the store keeps them as ISO 8601 in UTC (naive ones are taken as
 UTC), so text order is time order.
@@ -21,8 +22,11 @@ INTERRUPTED_BY = "interrupted: the appliance stopped during the call"
 # the record (latencies, ERLE, frame counts, barge-ins, timeline) is the metrics JSON.
 _OWN_KEYS = frozenset({
     "call_id", "port", "direction", "profile", "caller_id", "started_at", "ended_at",
-    "ended_by", "transcript", "tool_calls", "dtmf", "voicemail", "captures",
+    "ended_by", "transcript", "tool_calls", "dtmf", "voicemail", "captures", "line_health",
 })  # fmt: skip
+# The line's figures at the call's end (`gateway.line_health.LineFigures.as_json`): columns.
+LINE_COLUMNS = ("noise_dbm0", "loop_volts", "send_dbm0", "receive_dbm0", "erl_db",
+                "echo_delay_ms")  # fmt: skip
 
 
 def to_text(when: datetime) -> str:
@@ -84,9 +88,26 @@ class CallFinished:
     dtmf: str = ""
     voicemail: str | None = None
     captures: tuple[str, ...] = ()
+    line_health: dict[str, Any] | None = None  # `LineFigures.as_json()`: columns of their own
 
 
-StoreOp = CallBegun | TranscriptAppended | CallFinished
+@dataclass(frozen=True, slots=True)
+class LineAlarmChanged:
+    """A line's alarm was raised (`cleared_at` None) or cleared (`gateway.line_health`)."""
+
+    port: int
+    alarm: str
+    detail: str
+    raised_at: datetime
+    cleared_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        cleared = None if self.cleared_at is None else self.cleared_at.isoformat()
+        return {"port": self.port, "alarm": self.alarm, "detail": self.detail,
+                "raised_at": self.raised_at.isoformat(), "cleared_at": cleared}  # fmt: skip
+
+
+StoreOp = CallBegun | TranscriptAppended | CallFinished | LineAlarmChanged
 
 
 def call_finished(record: CallRecord, dialled: str = "") -> CallFinished:
@@ -102,9 +123,10 @@ def call_finished(record: CallRecord, dialled: str = "") -> CallFinished:
         for t in record.tool_calls
     )
     metrics = {k: v for k, v in record.as_json().items() if k not in _OWN_KEYS}
+    line = None if record.line_health is None else record.line_health.as_json()
     return CallFinished(begun, record.ended_at, record.ended_by, metrics,
                         tuple((t.who, t.text) for t in record.transcript), tools, record.dtmf,
-                        record.voicemail, tuple(record.captures))  # fmt: skip
+                        record.voicemail, tuple(record.captures), line)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +159,7 @@ class StoredCall:
     captures: tuple[str, ...]
     transcript: tuple[StoredLine, ...] = ()
     tool_calls: tuple[ToolCallRow, ...] = ()
+    line_health: dict[str, Any] = field(default_factory=dict)  # {} for a call before v3
 
     @property
     def duration_s(self) -> float | None:
@@ -177,6 +200,7 @@ class StoredCall:
                 for t in self.tool_calls
             ],
             "metrics": self.metrics,
+            "line_health": self.line_health or None,
         }
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.errors import ConfigError
-from gateway.tools_types import DEFAULT_TIMEOUT_S, CallContext, Tool, ToolError
+from gateway.tools_types import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, CallContext, Tool, ToolError
 
 END_CALL: Final = "end_call"
 TRANSFER_CALL: Final = "transfer_call"
@@ -32,6 +32,13 @@ MAX_REASON_CHARS = 200  # the hang-up reason goes to the call record
 # A transfer target: digits dialled after a hook-flash (FXO), or another FXS port of the box.
 TARGET_RE = re.compile(r"[0-9*#ABCD,]{1,32}|fxs:[0-9]{1,2}")
 
+TRANSFER_TIMEOUT_S = 45.0  # a warm transfer waits for the person to answer (answer_s)
+WARM_ANSWER_S = 25.0  # about four rings
+WARM_OVERHEAD_S = 10.0  # the announcement (up to 6 s), the flash and the digits
+SUMMARY_TEXT = (
+    "For a warm transfer: what the person taking over should know (who calls, what they"
+    " need), in one or two sentences. You will say it to them before the caller is connected."
+)
 END_CALL_TEXT = (
     "Hang up the phone. Say goodbye first, then call this: the line is released once you"
     " have finished speaking."
@@ -67,11 +74,17 @@ def end_call_tool(description: str = END_CALL_TEXT, timeout_s: float = DEFAULT_T
 def transfer_call_tool(
     targets: Mapping[str, str],
     description: str | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float = TRANSFER_TIMEOUT_S,
     where: str = "tools.builtin.transfer_call",
+    answer_s: float = WARM_ANSWER_S,
 ) -> Tool:
     """Transfers the call to one of `targets` (name the model picks -> dial string for
-    `CallControl.transfer`: digits after a hook-flash, or `fxs:N`)."""
+    `CallControl.transfer`: digits after a hook-flash, or `fxs:N`). With a `summary` (digits
+    targets): a warm transfer (`CallControl.warm_transfer`): the person who answers within
+    `answer_s` hears the agent say it before the caller is connected."""
+    if not 1.0 <= answer_s <= MAX_TIMEOUT_S - WARM_OVERHEAD_S:
+        raise ConfigError(f"{where}.answer_s must be 1..{MAX_TIMEOUT_S - WARM_OVERHEAD_S:g}, "
+                          f"got {answer_s!r}")  # fmt: skip
     if not targets:
         raise ConfigError(f"{where}.targets is empty: name at least one (name = dial string)")
     for name, dial in targets.items():
@@ -82,7 +95,10 @@ def transfer_call_tool(
     names = list(targets)
     parameters = {
         "type": "object",
-        "properties": {"target": {"type": "string", "enum": names, "description": "Where to."}},
+        "properties": {
+            "target": {"type": "string", "enum": names, "description": "Where to."},
+            "summary": {"type": "string", "description": SUMMARY_TEXT},
+        },
         "required": ["target"],
         "additionalProperties": False,
     }
@@ -90,8 +106,15 @@ def transfer_call_tool(
     dial_strings = dict(targets)
 
     async def transfer_call(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
-        await context.control.transfer(dial_strings[arguments["target"]])
-        return {"ok": True, "transferred_to": arguments["target"]}
+        target, summary = arguments["target"], str(arguments.get("summary") or "").strip()
+        dial = dial_strings[target]
+        if not summary:
+            await context.control.transfer(dial)
+            return {"ok": True, "transferred_to": target}
+        await context.control.warm_transfer(dial, answer_s)
+        return {"ok": True, "status": f"{target} answered; the caller is on hold and cannot "
+                "hear you", "now": f"Speak to {target}: say this summary in one or two short "
+                f"sentences, then stop (the caller is connected to them): {summary}"}  # fmt: skip
 
     return Tool(TRANSFER_CALL, text, parameters, transfer_call, timeout_s)
 

@@ -51,6 +51,9 @@ from gateway.tools_builtin import (
     GET_TIME,
     SEND_DTMF,
     TRANSFER_CALL,
+    TRANSFER_TIMEOUT_S,
+    WARM_ANSWER_S,
+    WARM_OVERHEAD_S,
     end_call_tool,
     get_time_tool,
     send_dtmf_tool,
@@ -66,7 +69,7 @@ log = logging.getLogger(__name__)
 TABLE_KEYS: Final = ("builtin", "http")
 BUILTIN_KEYS: Final = {
     END_CALL: ("description", "timeout_s"),
-    TRANSFER_CALL: ("description", "timeout_s", "targets"),
+    TRANSFER_CALL: ("description", "timeout_s", "targets", "answer_s"),
     SEND_DTMF: ("description", "timeout_s"),
     GET_TIME: ("description", "timeout_s", "timezone"),
 }
@@ -119,7 +122,8 @@ def _add_collect_digits(registry: ToolRegistry, options: object, where: str) -> 
 
 def _builtin(name: str, options: Mapping[str, Any], where: str) -> Tool:
     _known(options, BUILTIN_KEYS[name], where)
-    common: dict[str, Any] = {"timeout_s": _number(options, "timeout_s", where)}
+    default_s = TRANSFER_TIMEOUT_S if name == TRANSFER_CALL else DEFAULT_TIMEOUT_S
+    common: dict[str, Any] = {"timeout_s": _number(options, "timeout_s", where, default_s)}
     if "description" in options:
         common["description"] = _string(options, "description", where)
     match name:
@@ -132,7 +136,13 @@ def _builtin(name: str, options: Mapping[str, Any], where: str) -> Tool:
             return get_time_tool(zone, where=where, **common)
         case "transfer_call":
             targets = _table(options.get("targets", {}), f"{where}.targets")
-            return transfer_call_tool(cast(Mapping[str, str], targets), where=where, **common)
+            answer_s = _number(options, "answer_s", where, WARM_ANSWER_S)
+            if common["timeout_s"] < answer_s + WARM_OVERHEAD_S:
+                raise ConfigError(f"{where}.timeout_s {common['timeout_s']:g} is too short for "
+                                  f"answer_s {answer_s:g}: at least answer_s + "
+                                  f"{WARM_OVERHEAD_S:g}")  # fmt: skip
+            return transfer_call_tool(cast(Mapping[str, str], targets), where=where,
+                                      answer_s=answer_s, **common)  # fmt: skip
     raise AssertionError(name)  # BUILTINS and this match list the same names
 
 
@@ -159,7 +169,7 @@ def _http(entry: Mapping[str, Any], where: str) -> Tool:
         _string(entry, "description", where),
         parameters,
         call,
-        timeout_s=_number(entry, "timeout_s", where),
+        timeout_s=_number(entry, "timeout_s", where, DEFAULT_TIMEOUT_S),
         sensitive=frozenset(sensitive),
     )
 
@@ -235,8 +245,8 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _number(table: Mapping[str, Any], key: str, where: str) -> float:
-    value = table.get(key, DEFAULT_TIMEOUT_S)  # the one number key: timeout_s
+def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = table.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ConfigError(f"{where}.{key} {show(value)} is not a number")
     return float(value)

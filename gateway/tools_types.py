@@ -67,6 +67,13 @@ class CallControl(Protocol):
         """Hand the caller to `target`, the dial string from config: on FXO a hook-flash and
         these digits, `fxs:N` rings FXS port N. Raises `GatewayError` if the line cannot."""
 
+    async def warm_transfer(self, target: str, answer_s: float) -> None:
+        """A warm transfer (FXO, digits): the caller is put on hold (hook-flash, `target`
+        dialled); once the person there answers, the agent's next words (the response to
+        this tool's output: the summary) go to them, then the line goes on-hook and the PBX
+        connects the caller. Raises `GatewayError` when the line cannot, or nobody answered
+        within `answer_s` (the caller is then back with the agent)."""
+
     async def send_dtmf(self, digits: str) -> None:
         """Play DTMF `digits` (0-9 * # A-D, already checked) to the far end."""
 

@@ -103,6 +103,9 @@ class FakeCall:
     async def transfer(self, target: str) -> None:
         self.actions.append(("transfer", target))
 
+    async def warm_transfer(self, target: str, answer_s: float) -> None:
+        self.actions.append(("warm_transfer", target))
+
     async def send_dtmf(self, digits: str) -> None:
         self.actions.append(("send_dtmf", digits))
 

@@ -73,7 +73,9 @@ class FakeConsoleApp:
 
     def lines(self) -> Sequence[LineInfo]:
         self._ask("lines")
-        return [LineInfo(0, "fxs", "idle"), LineInfo(1, "fxo", "in_call", "c-0042", "caller")]
+        return [LineInfo(0, "fxs", "idle"),
+                LineInfo(1, "fxo", "in_call", "c-0042", "caller", -63.4, 8.0, 11.2, 2.8,
+                         ("echo path changed",))]  # fmt: skip
 
     async def recent_calls(self, limit: int) -> Sequence[CallSummary]:
         self._ask("recent_calls", limit)
@@ -97,7 +99,7 @@ class FakeConsoleApp:
         self.levels_served += 1
         erle = None if self.levels_served == 1 else 30.0 + self.levels_served
         return [CallLevels("c-0042", 1, -23.5, -18.0, erle, self.levels_served % 2 == 0, True,
-                           12.0 + self.levels_served)]  # fmt: skip
+                           12.0 + self.levels_served, 11.5, 2.8)]  # fmt: skip
 
     def _entry(self, key: str) -> ConfigEntry:
         secret = key in self.secret_keys

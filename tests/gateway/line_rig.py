@@ -86,9 +86,14 @@ class Rig:
             while not cond():  # noqa: ASYNC110
                 await trio.sleep(0.01)
 
-    async def call_started(self, limit_s: float = 120.0) -> FakeCall:
+    async def call_started(self, limit_s: float = 120.0, *, answered: bool = True) -> FakeCall:
+        """The next call; `answered`: once its line is off-hook (an FXO call may be prepared
+        while the line rings, `line.fxo.pre_answer`)."""
         count = len(self.starter.calls)
         await self.until(lambda: len(self.starter.calls) > count, limit_s)
+        if answered:
+            await self.until(lambda: self.call.line.answered.is_set() or self.call.over.is_set(),
+                             limit_s)  # fmt: skip
         return self.call
 
 

@@ -100,6 +100,9 @@ async def _calls_and_monitor(term: Terminal, sim: object) -> None:
     out = await _until_lines(term, r"^0\s+fxo\s+connected.*\n1\s+fxo\s+connected")
     call_id = CALL_ID.search(out)
     assert call_id is not None, out
+    assert re.search(r"DETAIL +NOISE +V +ERL +DELAY +ALARMS", out), out
+    # line health: the off-hook loop (8 V) and a noise floor (the simulated line: -65 dBm0)
+    await _until_lines(term, rf"^{call_id.group(0)[0]}\s+fxo\s+connected.* -6\d\.\d +8 ")
     await trio.sleep(2.0)  # the greeting and a turn: transcript lines in the store
     out = await term.command("calls")
     assert call_id.group(0) in out
@@ -116,6 +119,9 @@ async def _calls_and_monitor(term: Terminal, sim: object) -> None:
     assert "hung up" in out or "ended" in out, out
     port = call_id.group(0)[0]
     await _until_lines(term, rf"^{port}\s+fxo\s+idle")
+    out = await term.command(f"call {call_id.group(0)}")  # the line's figures at the call's end
+    assert re.search(r"^line noise +-6\d\.\d dBm0\r?$", out, re.MULTILINE), out
+    assert re.search(r"^loop +8\.0 V\r?$", out, re.MULTILINE), out
 
 
 async def _config(term: Terminal, path: Path) -> None:

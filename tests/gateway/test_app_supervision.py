@@ -38,7 +38,12 @@ async def test_a_crashed_line_restarts_and_the_other_call_goes_on(tmp_path: Path
             nursery.start_soon(run_app)
             await until(lambda: app.ready.is_set())
             sim.dial_in(0.1)
-            await until(lambda: len(app.pipeline.active) == 2)
+            await until(
+                lambda: (
+                    len(app.pipeline.active) == 2
+                    and all(c.line.answered.is_set() for c in app.pipeline.active.values())
+                )
+            )  # (pre-answer)
         await trio.sleep(1.0)
         survivor = next(c for c in app.pipeline.active.values() if c.spec.port == 0)
         frames_before, before_s = survivor.metrics.frames, trio.current_time()

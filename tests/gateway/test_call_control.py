@@ -146,3 +146,47 @@ async def test_transfer_is_refused_on_an_fxs_port_and_the_agent_is_told() -> Non
     assert "FXS port" in result["error"]
     assert result["tool"] == "transfer_call"
     assert rig.record.ended_by == "caller hung up (phone on-hook)"
+
+
+async def test_a_warm_transfer_says_the_summary_to_whoever_answers_then_hangs_up() -> None:
+    tools = ToolRegistry([transfer_call_tool({"sales": "123"})])
+    summary = "Alice Smith asks where her order 4592 is."
+    script = turn("transfer_call", {"target": "sales", "summary": summary}, say="anything_else",
+                  then="booked")  # fmt: skip
+    async with pipeline_rig(script, tools=tools, kind=PortKind.FXO) as rig:
+        await rig.connected()
+        rig.say(pcm_of("sorry")[SHORT])
+        await rig.until(lambda: any(c.name == "flash" for c in rig.port.commands))
+        await rig.until(lambda: digits_in(rig.port.sent_pcm()) == "123")
+        await trio.sleep(1.0)  # it rings at sales: the agent stays quiet
+        dialled = rig.port.sent_pcm().size
+        assert rig.loud_sent(dialled - 4000).size == 0
+        rig.say(pcm_of("greeting"))  # someone at sales: "Hello, thanks for calling..."
+        await rig.until(rig.done.is_set, 30.0)
+        sent = rig.port.sent_pcm()
+    [result] = outputs(rig)
+    assert result["ok"] is True
+    assert summary in result["now"]
+    answered = dialled + pcm_of("greeting").size  # the agent waits until they stopped
+    assert rig.loud_sent(dialled)[0] > answered
+    assert exact_run(sent, pcm_of("booked"), int(rig.loud_sent(answered)[0]))  # the summary
+    assert [e for e in rig.record.timeline if "barge-in" in e[1]] == []
+    assert [c.name for c in rig.port.commands].count("flash") == 1
+    assert rig.record.ended_by == "warm transfer to 123"
+
+
+async def test_a_warm_transfer_nobody_answers_brings_the_caller_back() -> None:
+    tools = ToolRegistry([transfer_call_tool({"sales": "123"}, answer_s=2.0)])
+    script = turn("transfer_call", {"target": "sales", "summary": "A caller."},
+                  say="anything_else", then="sorry")  # fmt: skip
+    async with pipeline_rig(script, tools=tools, kind=PortKind.FXO) as rig:
+        await rig.connected()
+        rig.say(pcm_of("sorry")[SHORT])
+        await rig.until(lambda: bool(outputs(rig)))
+        flashes = [c for c in rig.port.commands if c.name == "flash"]
+        back = rig.port.sent_pcm().size
+        await rig.agent_talking(back)  # the agent, back with the caller, says so
+    [result] = outputs(rig)
+    assert "nobody answered at 123 within 2 s" in result["error"]
+    assert len(flashes) == 2  # to the PBX's hold, and back
+    assert rig.record.ended_by == "caller hung up (phone on-hook)"

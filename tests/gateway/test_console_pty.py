@@ -72,6 +72,9 @@ async def test_every_read_only_command() -> None:
         assert "usage: dial PORT NUMBER" in await term.command("help dial")
         out = await term.command("lines")
         assert re.search(r"1 +fxo +in_call +c-0042 +caller", out)
+        assert re.search(r"PORT +KIND +STATE +CALL +DETAIL +NOISE +V +ERL +DELAY +ALARMS", out)
+        assert re.search(r"0 +fxs +idle +- +- +- +- +- +- +-\r?\n", out)  # nothing measured
+        assert re.search(r"caller +-63\.4 +8 +11\.2 +2\.8 +ECHO PATH CHANGED", out)
         out = await term.command("calls")
         assert out.count("inb") == 3
         assert "running" in out
@@ -167,11 +170,11 @@ async def test_monitor_refreshes_until_a_key() -> None:
         await term.send("monitor\r")
         await term.expect("monitor: 1 call; any key stops")
         first = await term.expect("talking")
-        assert re.search(r"c-0042 +1 +0:13 +-23\.5 #{6}\.{4} +-18\.0 #{7}\.{3} +- +- +talking",
-                         first)  # fmt: skip
+        assert re.search(r"c-0042 +1 +0:13 +-23\.5 #{6}\.{4} +-18\.0 #{7}\.{3} +- +11\.5 +2\.8 "
+                         r"+- +talking", first)  # fmt: skip
         await term.expect("\x1b[3A\r\x1b[J")  # redrawn in place
         second = await term.expect("talking")
-        assert re.search(r" 32\.0 +speech +talking", second)
+        assert re.search(r" 32\.0 +11\.5 +2\.8 +speech +talking", second)
         await term.send("q")
         await term.expect("tipring> ")
         served = app.levels_served

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from gateway.demo_scenarios import PIN, SCENARIOS
+from gateway.demo_scenarios import SCENARIOS
+from gateway.demo_services import PIN
 from gateway.simcall_scenario import load_caller_voice
 
 
@@ -26,6 +27,12 @@ async def test_each_scenario_makes_its_point(name: str, tmp_path: Path) -> None:
     match name:
         case "greeting":
             assert facts["answer_to_audio_ms"] < 300.0
+        case "pre-answer":
+            assert facts["crm_got"] == [{"number": "5551234000", "name": "ALICE SMITH"}]
+            assert facts["instructions_name_the_caller"] is True
+            assert facts["pre_answer_ms"] > 500.0  # the session opened while it rang
+            assert facts["answer_to_audio_ms"] < 300.0  # with the cloud 1.5 s slow
+            assert [t.name for t in record.tool_calls] == ["crm_lookup"]
         case "pin":
             assert facts["the bank got"] == [{"pin": PIN}]
             assert facts["pin_in_cloud_events"] is False

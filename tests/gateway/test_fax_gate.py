@@ -106,7 +106,10 @@ class _Call:
     """What `on_line_signal` reads of a call."""
 
     def __init__(self, direction: str) -> None:
+        from types import SimpleNamespace
+
         from firmware_bridge.port import PortKind
+        from gateway.call_cwid import CallWaitingId
         from gateway.call_metrics import Timeline
         from gateway.line_call import CallSpec
 
@@ -114,6 +117,7 @@ class _Call:
         self.config = CallConfig()
         self.session = _Session()
         self.timeline = Timeline(0.0)
+        self.audio = SimpleNamespace(cwid=CallWaitingId(False, self.timeline))  # no caller ID
         self.ended: list[str] = []
         self.end_signal: str | None = None
 

@@ -277,7 +277,7 @@ async def test_a_failing_call_is_logged_and_hung_up(
     autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     starter = RecordingStarter(fail_with=RuntimeError("pipeline bug"))
-    async with line_rig(FXO, starter=starter) as rig:
+    async with line_rig(FXO, fxo(pre_answer=False), starter=starter) as rig:
         await answered_call(rig)
         await rig.until(lambda: rig.line.state is FxoState.IDLE)
         assert rig.port.names() == ["off_hook", "on_hook"]

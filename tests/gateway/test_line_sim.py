@@ -83,6 +83,7 @@ async def test_fxo_incoming_call_with_caller_id_answered_after_two_rings() -> No
         rig.model.hang_up("loop_drop")
         await rig.until(lambda: bool(rig.starter.calls))
         call = rig.starter.calls[0]
+        await rig.until(call.line.answered.is_set)  # started on the caller ID, while it rang
         assert (call.spec.profile, call.spec.callerid) == ("reception", CALLER)
         assert rig.model.state is LineState.CONNECTED
         assert rig.model.rings == 2  # FSK caller ID decoded from the audio between the rings

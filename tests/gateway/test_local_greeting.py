@@ -1,9 +1,10 @@
 """The instant local greeting (#8): a cached greeting plays the moment the line is answered,
 whatever the cloud does; the agent is told it said it. On the simulators and the local
 realtime server, with the server slowed to 1.5 s before each response (a slow WAN or a busy
-model): answer -> first sound on the line with the cached greeting and without, measured in
-the same run (printed with -s). Also: a greeting file that is not audio is refused naming
-the key."""
+model): answer -> first sound on the line with the cached greeting, without it (the session
+opened at the answer), and without it on a call prepared while the line rang (the session
+opened and the greeting made before the answer), measured in the same run (printed with -s).
+Also: a greeting file that is not audio is refused naming the key."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from gateway.call_fallback import load_prompts
 from gateway.call_wav import read_greeting, write_wav
 from gateway.errors import ConfigError
 from gateway.realtime.local import Faults, LocalRealtimeServer, Script
-from gateway.simcall import demo_profile, run_sim_calls
+from gateway.simcall import LINE_CONFIG, demo_profile, run_sim_calls
 from gateway.simcall_scenario import ScriptedCaller
 
 GREETING_TEXT = "Hello, thanks for calling. How can I help you today?"
@@ -33,7 +34,11 @@ def _caller() -> ScriptedCaller:
     )))  # fmt: skip
 
 
-async def _answer_to_audio_ms(cached: bool) -> tuple[float, list[dict[str, object]]]:
+NOT_PREPARED = replace(LINE_CONFIG, fxo=replace(LINE_CONFIG.fxo, pre_answer=False))
+
+
+async def _answer_to_audio_ms(cached: bool, prepared: bool = False
+                              ) -> tuple[float, list[dict[str, object]]]:  # fmt: skip
     pcm = load_prompts()["greeting"]
     server = LocalRealtimeServer(script=Script(), faults=Faults(latency_s=SLOW_S))
     async with trio.open_nursery() as nursery:
@@ -45,8 +50,10 @@ async def _answer_to_audio_ms(cached: bool) -> tuple[float, list[dict[str, objec
                 return base
             return replace(base, greeting=None, greeting_audio=pcm, greeting_text=GREETING_TEXT)
 
+        line = LINE_CONFIG if prepared else NOT_PREPARED
         result = await run_sim_calls([_caller()], script=Script(), realtime_url=url,
-                                     profile=profile, timeout_s=40.0)  # type: ignore[arg-type]  # fmt: skip
+                                     profile=profile, timeout_s=40.0,  # type: ignore[arg-type]
+                                     line_config=line)  # fmt: skip
         nursery.cancel_scope.cancel()
     [record] = result.records
     assert record is not None
@@ -58,10 +65,13 @@ async def _answer_to_audio_ms(cached: bool) -> tuple[float, list[dict[str, objec
 async def test_the_cached_greeting_plays_at_once_whatever_the_cloud_does() -> None:
     cached_ms, received = await _answer_to_audio_ms(cached=True)
     cloud_ms, _ = await _answer_to_audio_ms(cached=False)
+    prepared_ms, _ = await _answer_to_audio_ms(cached=False, prepared=True)
     print(f"\nanswer -> first audio with the server {SLOW_S:g} s slow: cached greeting "
-          f"{cached_ms:.0f} ms, the agent's own greeting {cloud_ms:.0f} ms")  # fmt: skip
+          f"{cached_ms:.0f} ms, the agent's own greeting {cloud_ms:.0f} ms, the agent's own "
+          f"greeting prepared while the line rang {prepared_ms:.0f} ms")  # fmt: skip
     assert cached_ms < TARGET_MS
     assert cloud_ms > SLOW_S * 1000.0  # the comparison can fail: without it, the WAN shows
+    assert prepared_ms < TARGET_MS  # the rings hid the WAN
     items = [e["item"] for e in received if e.get("type") == "conversation.item.create"]
     said = [i for i in items if isinstance(i, dict) and i.get("role") == "assistant"]
     assert said == [{"type": "message", "role": "assistant",

@@ -28,7 +28,7 @@ from firmware_bridge.sim.caller import (
 )
 from gateway.call_config import AgentProfile, CallConfig
 from gateway.call_secure import GUARD_FRAMES, SecureDigits, UplinkGuard
-from gateway.demo_scenarios import PIN, pin_bank
+from gateway.demo_services import PIN, pin_bank
 from gateway.realtime.local import LocalRealtimeServer, Script
 from gateway.simcall import demo_profile, run_sim_calls
 from gateway.simcall_scenario import CallerVoice, ScriptedCaller, load_caller_voice
@@ -129,3 +129,61 @@ def test_the_guard_holds_back_two_frames_and_replaces_a_tone_onset() -> None:
     assert guard.replaced == GUARD_FRAMES + 1
     secure.active = False
     assert len(guard.pass_frame(loud, False, -65.0)) == GUARD_FRAMES + 1  # drained
+
+
+def _early_caller(voice: CallerVoice) -> ScriptedCaller:
+    """Types the PIN right after asking, before the agent has called the tool."""
+    return ScriptedCaller(CallerScript((
+        WaitForVoice(200.0), WaitForSilence(600.0), Say(voice.request, "request"),
+        Press(f"{PIN}#"), WaitForVoice(200.0), WaitForSilence(600.0), WaitForVoice(200.0),
+        WaitForSilence(600.0), HangUp("loop_drop"),
+    )))  # fmt: skip
+
+
+async def test_a_pin_typed_before_the_agent_asks_still_goes_only_to_its_tool(
+    pin_server: tuple[str, list[dict[str, object]]],
+) -> None:
+    pin_url, bodies = pin_server
+    server = LocalRealtimeServer(script=SCRIPT, keep_audio=True)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(server.run)
+        result = await run_sim_calls(
+            [_early_caller(load_caller_voice())], script=SCRIPT, realtime_url=url,
+            timeout_s=45.0, profile=lambda u: _profile(u, pin_url),
+        )  # fmt: skip
+        nursery.cancel_scope.cancel()
+    assert not result.timed_out
+    [record] = result.records
+    assert record is not None
+    assert bodies == [{"pin": PIN}]
+    [session] = server.sessions
+    assert PIN not in json.dumps(session.received)
+    texts = [i for i in session.created_items() if i.get("type") == "message"]
+    assert any("[caller pressed 5 keys]" in json.dumps(t) for t in texts)
+    assert session.audio is not None
+    assert _digits_in(session.audio) == ""  # not even the tones' onsets
+    assert record.dtmf == "*****"
+
+
+async def test_keys_typed_ahead_start_a_collection_only_while_fresh() -> None:
+    secure = SecureDigits()
+    secure.sensitive = True
+    secure.keep_ahead("12")
+    async with trio.open_nursery() as nursery:
+        got: list[str] = []
+
+        async def collect() -> None:
+            got.append(await secure.collect(8, "#", 5.0))
+
+        nursery.start_soon(collect)
+        await trio.sleep(0.1)
+        secure.keep_ahead("34")  # the rest of the burst, after the tool asked
+        for digit in "5#":
+            assert secure.offer(digit)
+    assert got == ["12345"]
+    secure.keep_ahead("99#")
+    assert await secure.collect(8, "#", 5.0) == "99"  # a whole PIN typed ahead: at once
+    secure.keep_ahead("77")
+    await trio.sleep(11.0)  # stale: not part of a later collection
+    with trio.move_on_after(1.0):
+        assert await secure.collect(8, "#", 0.5) == ""

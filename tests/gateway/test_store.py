@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from gateway.line_health import CallFigures, LineFigures
 from gateway.store import CallStore
 from gateway.store_schema import MIGRATIONS, SCHEMA_VERSION, StoreError
-from gateway.store_types import INTERRUPTED_BY, CallCounts, TranscriptAppended, call_finished
+from gateway.store_types import (
+    INTERRUPTED_BY,
+    CallCounts,
+    LineAlarmChanged,
+    TranscriptAppended,
+    call_finished,
+)
 from tests.gateway.store_rig import at, begun, call_record, finished, line
 
 
@@ -73,6 +81,39 @@ def test_a_call_record_is_kept_as_the_pipeline_reports_it(db: Path) -> None:
     assert got.metrics["added_latency_ms"]["uplink_p99"] == 1.9
     assert got.metrics["erle_db"] is None  # NaN is no JSON: kept as null
     assert got.metrics["timeline"][1] == {"t_s": 42.5, "event": "ended: the agent hung up"}
+
+
+def test_the_line_figures_of_a_record_are_kept_in_their_columns(db: Path) -> None:
+    figures = LineFigures(-63.44, 8.0, CallFigures(-22.0, -31.5, 11.25, 28.0, float("nan")),
+                          ("echo path changed",))  # fmt: skip
+    record = replace(call_record("c-line"), line_health=figures)
+    store = CallStore.open(db)
+    store.finish(call_finished(record))
+    store.finish(call_finished(call_record("c-none")))  # no figures: none read back
+    got, none = store.call("c-line"), store.call("c-none")
+    store.close()
+    assert got is not None
+    assert none is not None
+    assert got.line_health == {
+        "noise_dbm0": -63.4, "loop_volts": 8.0, "send_dbm0": -22.0, "receive_dbm0": -31.5,
+        "erl_db": 11.2, "echo_delay_ms": None, "alarms": ["echo path changed"],
+    }  # fmt: skip
+    assert "line_health" not in got.metrics  # columns, not the metrics JSON
+    assert got.as_json()["line_health"]["erl_db"] == 11.2
+    assert (none.line_health, none.as_json()["line_health"]) == ({}, None)
+
+
+def test_line_alarms_are_rows_raised_then_cleared(db: Path) -> None:
+    store = CallStore.open(db)
+    raised = LineAlarmChanged(1, "line dead", "loop at 0.0 V for 5 s", at(10.0))
+    store.apply([raised, LineAlarmChanged(0, "no dial tone", "no dial tone", at(20.0))])
+    store.apply([replace(raised, cleared_at=at(70.0))])
+    got = store.alarms()
+    store.close()
+    assert [(a.port, a.alarm, a.raised_at, a.cleared_at) for a in got] == [
+        (0, "no dial tone", at(20.0), None), (1, "line dead", at(10.0), at(70.0))
+    ]  # fmt: skip
+    assert got[1].as_json()["detail"] == "loop at 0.0 V for 5 s"
 
 
 def test_transcript_lines_written_during_a_call_survive_a_crash(db: Path) -> None:
@@ -171,7 +212,7 @@ def _make_v1(db: Path) -> None:
 def test_a_v1_database_is_migrated_keeping_its_calls(db: Path) -> None:
     db.parent.mkdir()
     _make_v1(db)
-    with pytest.raises(StoreError, match="schema version 1, this tipring reads 2; `tipring run"):
+    with pytest.raises(StoreError, match="schema version 1, this tipring reads 3; `tipring run"):
         CallStore.open_readonly(db)
     store = CallStore.open(db)
     got = store.call("old")

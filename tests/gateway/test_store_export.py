@@ -106,4 +106,4 @@ def test_a_missing_or_foreign_database_is_a_clear_error(tmp_path: Path) -> None:
     conn.close()
     done = tipring("calls", "--db", str(foreign), "--csv")
     assert done.returncode == 1
-    assert "other.db: schema version 7, this tipring reads 2" in done.stderr
+    assert "other.db: schema version 7, this tipring reads 3" in done.stderr

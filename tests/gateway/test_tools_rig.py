@@ -94,6 +94,11 @@ class FakeCall:
             raise self.transfer_error
         self.actions.append(("transfer", target))
 
+    async def warm_transfer(self, target: str, answer_s: float) -> None:
+        if self.transfer_error is not None:
+            raise self.transfer_error
+        self.actions.append(("warm_transfer", target))
+
     async def send_dtmf(self, digits: str) -> None:
         self.actions.append(("send_dtmf", digits))
 
