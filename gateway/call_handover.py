@@ -14,19 +14,14 @@ import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import numpy as np
 import trio
 
-from dsp.frame import FRAME_SAMPLES
 from firmware_bridge.port import AudioFrame
 from gateway.line_call import CALL_FRAMES_BUFFER, CallLine
-from gateway.port_bridge import bridge_lines
+from gateway.port_bridge import SILENCE, bridge_lines
 
 if TYPE_CHECKING:
     from gateway.call import Call
-
-SILENCE = np.zeros(FRAME_SAMPLES, np.int16)
-SILENCE.flags.writeable = False
 
 
 class Handover:
