@@ -15,15 +15,19 @@ TEST_DEBS := python3-dev libspandsp2 libspeexdsp1 shellcheck systemd openssl
 demo: $(VENV)/.installed
 	$(BIN)/tipring demo
 
+# tests/dsp (kernels against their references: CPU-bound, no clock) on every core; the rest
+# (whole calls on the real clock: simulated lines, a local realtime server) one at a time, so
+# that a loaded machine does not make their audio late.
 test: system-deps $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto tests/dsp
+	$(BIN)/python -m pytest -q --ignore=tests/dsp
 	$(MAKE) --no-print-directory test-dsp-boundscheck
 
 # The DSP kernels again with numba bounds checking, in a cache of their own so the checked
 # builds never mix with the fast ones.
 test-dsp-boundscheck: $(VENV)/.installed-test
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/$(VENV)/numba-boundscheck \
-		$(BIN)/python -m pytest -q tests/dsp
+		$(BIN)/python -m pytest -q -n auto tests/dsp
 
 # deploy_pi's own tests alone (they also run in `make test`).
 test-deploy: system-deps $(VENV)/.installed-test
