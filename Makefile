@@ -10,24 +10,28 @@ BIN    := $(VENV)/bin
 # systemd (systemd-analyze) check deploy_pi's scripts and unit (tests/deploy_pi).
 TEST_DEBS := python3-dev libspandsp2 libspeexdsp1 shellcheck systemd openssl
 
-.PHONY: demo test test-dsp-boundscheck test-deploy test-pi system-deps clean
+.PHONY: demo test test-dsp test-dsp-boundscheck test-deploy test-pi system-deps clean
 
 demo: $(VENV)/.installed
 	$(BIN)/tipring demo
 
-# tests/dsp (kernels against their references: CPU-bound, no clock) on every core; the rest
-# (whole calls on the real clock: simulated lines, a local realtime server) one at a time, so
-# that a loaded machine does not make their audio late.
+# tests/dsp (kernels against their references: CPU-bound, no clock) and the same kernels
+# with bounds checking side by side, one core each (each process compiles its kernels once);
+# then the rest (whole calls on the real clock: simulated lines, a local realtime server) on
+# an otherwise idle machine, so that no call's audio is late because of the tests.
 test: system-deps $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -n auto tests/dsp
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-dsp test-dsp-boundscheck
 	$(BIN)/python -m pytest -q --ignore=tests/dsp
-	$(MAKE) --no-print-directory test-dsp-boundscheck
+
+test-dsp: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/dsp
 
 # The DSP kernels again with numba bounds checking, in a cache of their own so the checked
-# builds never mix with the fast ones.
+# builds never mix with the fast ones. The false-trigger sweeps (`-m sweep`: the same code
+# paths over long stretches of speech and music) run in the unchecked pass only.
 test-dsp-boundscheck: $(VENV)/.installed-test
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/$(VENV)/numba-boundscheck \
-		$(BIN)/python -m pytest -q -n auto tests/dsp
+		$(BIN)/python -m pytest -q -p no:cacheprovider -m "not sweep" tests/dsp
 
 # deploy_pi's own tests alone (they also run in `make test`).
 test-deploy: system-deps $(VENV)/.installed-test

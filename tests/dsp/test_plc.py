@@ -291,6 +291,7 @@ def test_rejects_bad_input() -> None:
             Concealer(n)
 
 
+@pytest.mark.sweep
 def test_pesq_beats_zero_fill_and_half_repeat_on_every_pattern() -> None:
     rows = [measure_pattern(p, speech_names(), PESQ_SEEDS) for p in PATTERNS]
     print("\n" + format_table(rows))

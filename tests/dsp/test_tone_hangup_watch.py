@@ -201,6 +201,7 @@ def test_tones_are_named_at_any_level_offset_noise_and_through_mu_law(plan: str)
     assert quick == {"busy": 27, "reorder": 27}  # the noise is ~23 dB under the bursts
 
 
+@pytest.mark.sweep
 @pytest.mark.parametrize("plan", PLAN_NAMES)
 def test_a_cadence_joined_at_any_phase_is_named_as_itself(plan: str) -> None:
     """The exchange switches the line onto a running tone source: its first burst may be
@@ -257,6 +258,7 @@ def test_tones_repeat_and_switch_as_without_watch(plan: str) -> None:
 # --- nothing else is busy or reorder ----------------------------------------------------
 
 
+@pytest.mark.sweep
 @pytest.mark.parametrize("plan", PLAN_NAMES)
 def test_a_single_burst_inside_speech_is_not_a_hang_up_tone(plan: str) -> None:
     """A burst of busy's or reorder's frequencies and exact length spliced into (or laid

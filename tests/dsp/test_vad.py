@@ -368,6 +368,7 @@ def _barge_in() -> dict[str, Any]:
     return agent.barge_in_results(Vad)
 
 
+@pytest.mark.sweep
 @pytest.mark.parametrize("level_dbm0", sorted(BARGE_IN_MISSES))
 def test_barge_in_over_the_agent_is_detected_within_50_ms(level_dbm0: float) -> None:
     result = _barge_in()
