@@ -86,7 +86,7 @@ def _ack_delay_ms(line: LineModel, label: str = "call waiting cas") -> float:
     return keys[0].start_ms - cas_end_ms
 
 
-async def test_the_agent_hears_who_is_waiting_and_not_the_fsk() -> None:
+async def _the_agent_hears_who_is_waiting_and_not_the_fsk() -> None:
     (with_id, cw_id), (without_id, cw_none) = interrupted(WAITING, sas_ms=0.0), interrupted(None)
     result, server = await _run([with_id, without_id], CallConfig())
     [heard] = cw_id.heard
@@ -122,7 +122,7 @@ async def test_the_agent_hears_who_is_waiting_and_not_the_fsk() -> None:
     assert _notes(_session(server, 1)) == [CALL_WAITING_NOTE]
 
 
-async def test_with_callwaiting_id_off_the_cas_is_not_acknowledged() -> None:
+async def _with_callwaiting_id_off_the_cas_is_not_acknowledged() -> None:
     caller, waiting = interrupted(WAITING)
     result, server = await _run([caller], CallConfig(callwaiting_id=False))
     [heard] = waiting.heard
@@ -133,3 +133,10 @@ async def test_with_callwaiting_id_off_the_cas_is_not_acknowledged() -> None:
     assert len(notes) == 2  # one for the SAS, one for the CAS
     assert set(notes) == {CALL_WAITING_NOTE}
     assert not any(k.digit == "D" for k in DtmfDetector().feed(result.lines[0].tx_log))
+
+
+async def test_call_waiting_with_and_without_its_caller_id() -> None:
+    """The two runs at once, each on its own simulated adapter and realtime server."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_the_agent_hears_who_is_waiting_and_not_the_fsk)
+        nursery.start_soon(_with_callwaiting_id_off_the_cas_is_not_acknowledged)

@@ -66,7 +66,7 @@ def _texts(server: LocalRealtimeServer) -> list[str]:
             if e.get("type") == "conversation.item.create"]  # fmt: skip
 
 
-async def test_with_the_cloud_up_a_menu_key_hangs_up_and_other_keys_reach_the_agent() -> None:
+async def _with_the_cloud_up_a_menu_key_hangs_up_and_other_keys_reach_the_agent() -> None:
     caller = ScriptedCaller(CallerScript((
         WaitForVoice(200.0), WaitForSilence(600.0), Press("5"), WaitForVoice(200.0),
         WaitForSilence(600.0), Press("9"), WaitForVoice(200.0), WaitForSilence(600.0),
@@ -85,7 +85,7 @@ async def test_with_the_cloud_up_a_menu_key_hangs_up_and_other_keys_reach_the_ag
     assert any("menu 9: hangup" in what for _, what in record.timeline)
 
 
-async def test_with_the_cloud_down_a_menu_key_still_transfers(tmp_path: Path) -> None:
+async def _with_the_cloud_down_a_menu_key_still_transfers(tmp_path: Path) -> None:
     refusing = LocalRealtimeServer(script=Script(), faults=Faults(reject_status=401))
     # The fallback prompt and the beep; in the voicemail's silence, the caller presses 0.
     caller = ScriptedCaller(CallerScript((
@@ -107,3 +107,10 @@ async def test_with_the_cloud_down_a_menu_key_still_transfers(tmp_path: Path) ->
     assert len(line.host_flashes_ms) == 1
     assert line.digits_heard == "201"
     assert any("cloud unavailable" in what for _, what in record.timeline)
+
+
+async def test_menu_keys_with_the_cloud_up_and_down(tmp_path: Path) -> None:
+    """The two calls at once, each on its own simulated adapter and realtime server."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_with_the_cloud_up_a_menu_key_hangs_up_and_other_keys_reach_the_agent)
+        nursery.start_soon(_with_the_cloud_down_a_menu_key_still_transfers, tmp_path)

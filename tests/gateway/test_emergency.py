@@ -128,7 +128,16 @@ async def box(line_config: LineConfig, agent: RecordingStarter | CallPipeline,
             nursery.cancel_scope.cancel()
 
 
-async def test_911_on_a_warm_line_goes_to_the_fxo_line_both_ways() -> None:
+async def test_the_end_to_end_cases_side_by_side() -> None:
+    """Each case on its own simulated adapter (and realtime server), all three at once: the
+    lines run on the real clock, so this takes as long as the longest."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_911_on_a_warm_line_goes_to_the_fxo_line_both_ways)
+        nursery.start_soon(_an_agent_call_on_the_fxo_line_is_preempted)
+        nursery.start_soon(_911_pressed_in_a_hotline_call_never_reaches_the_agent)
+
+
+async def _911_on_a_warm_line_goes_to_the_fxo_line_both_ways() -> None:
     agent = RecordingStarter()
     async with box(config(hotline_delay_s=5.0), agent) as rig:
         rig.fxo_model.expect_outgoing(answer_after_rings=2, number_digits=3)
@@ -163,7 +172,7 @@ async def test_911_on_a_warm_line_goes_to_the_fxo_line_both_ways() -> None:
     assert any("dialled 911" in what for _, what in record.timeline)
 
 
-async def test_an_agent_call_on_the_fxo_line_is_preempted() -> None:
+async def _an_agent_call_on_the_fxo_line_is_preempted() -> None:
     agent = RecordingStarter()
     async with box(config(hotline="", dial_plan=(DialRule("0", "operator"),)), agent) as rig:
         rig.fxo_model.incoming_call(rings=6)
@@ -185,7 +194,7 @@ async def test_an_agent_call_on_the_fxo_line_is_preempted() -> None:
     assert record.ended_by == "line 0 ended the call"
 
 
-async def test_911_pressed_in_a_hotline_call_never_reaches_the_agent() -> None:
+async def _911_pressed_in_a_hotline_call_never_reaches_the_agent() -> None:
     server = LocalRealtimeServer()
     async with trio.open_nursery() as nursery:
         url = await nursery.start(server.run)

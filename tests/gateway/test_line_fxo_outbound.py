@@ -55,7 +55,7 @@ async def test_dials_after_dial_tone_and_is_answered_by_voice(autojump_clock: Mo
         results = await place(rig)
         off_hook_at = trio.current_time()
         dialled_at = await exchange_gives_dial_tone(rig)
-        assert dialled_at - off_hook_at == pytest.approx(0.7, abs=0.1)  # US dial tone: 0.7 s (watch)
+        assert dialled_at - off_hook_at == pytest.approx(0.7, abs=0.1)  # 0.7 s: the watch
         rig.port.play(np.zeros(8000, np.int16))  # post-dial silence, then two ringback cycles
         rig.port.play(generate("us", "ringback", 12_000.0))
         await trio.sleep(13.0)

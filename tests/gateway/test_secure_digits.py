@@ -7,13 +7,12 @@ caller audio it got), not in the call record, not in the uplink capture."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import trio
+from trio.testing import MockClock
 
 from dsp.dtmf import DtmfDetector
 from dsp.frame import FRAME_SAMPLES
@@ -44,12 +43,6 @@ SCRIPT = Script.from_mapping({
 })  # fmt: skip
 
 
-@pytest.fixture
-def pin_server() -> Iterator[tuple[str, list[dict[str, object]]]]:
-    with pin_bank() as bank:
-        yield bank
-
-
 def _caller(voice: CallerVoice) -> ScriptedCaller:
     return ScriptedCaller(CallerScript((
         WaitForVoice(200.0), WaitForSilence(600.0), Say(voice.request, "request"),
@@ -74,7 +67,7 @@ def _digits_in(frames: list[np.ndarray]) -> str:
     return "".join(key.digit for f in frames for key in detector.feed(f.astype(np.int16)))
 
 
-async def test_a_pin_goes_to_its_tool_and_nowhere_else(
+async def _a_pin_goes_to_its_tool_and_nowhere_else(
     pin_server: tuple[str, list[dict[str, object]]], tmp_path: Path
 ) -> None:
     pin_url, bodies = pin_server
@@ -140,7 +133,7 @@ def _early_caller(voice: CallerVoice) -> ScriptedCaller:
     )))  # fmt: skip
 
 
-async def test_a_pin_typed_before_the_agent_asks_still_goes_only_to_its_tool(
+async def _a_pin_typed_before_the_agent_asks_still_goes_only_to_its_tool(
     pin_server: tuple[str, list[dict[str, object]]],
 ) -> None:
     pin_url, bodies = pin_server
@@ -165,7 +158,9 @@ async def test_a_pin_typed_before_the_agent_asks_still_goes_only_to_its_tool(
     assert record.dtmf == "*****"
 
 
-async def test_keys_typed_ahead_start_a_collection_only_while_fresh() -> None:
+async def test_keys_typed_ahead_start_a_collection_only_while_fresh(
+    autojump_clock: MockClock,
+) -> None:
     secure = SecureDigits()
     secure.sensitive = True
     secure.keep_ahead("12")
@@ -187,3 +182,12 @@ async def test_keys_typed_ahead_start_a_collection_only_while_fresh() -> None:
     await trio.sleep(11.0)  # stale: not part of a later collection
     with trio.move_on_after(1.0):
         assert await secure.collect(8, "#", 0.5) == ""
+
+
+async def test_a_pin_asked_for_and_a_pin_typed_ahead(tmp_path: Path) -> None:
+    """The two calls at once, each with its own bank, simulated adapter and realtime server."""
+    with pin_bank() as first, pin_bank() as second:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_a_pin_goes_to_its_tool_and_nowhere_else, first, tmp_path)
+            nursery.start_soon(_a_pin_typed_before_the_agent_asks_still_goes_only_to_its_tool,
+                               second)  # fmt: skip
